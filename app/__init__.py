@@ -1,0 +1,1 @@
+"""The workbench front end, the worker process and the command line."""

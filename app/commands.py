@@ -1,0 +1,138 @@
+"""What each sub-command does; ``app.cli`` only parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from typing import Any
+
+import torch
+
+from app.progress import ProgressPrinter
+from engine.data.dataset import ColumnMapping, Filters, guess_mapping, prepare
+from engine.data.io import load_raw
+from engine.experiment import DataSpec, RunSpec, build_run, dataset_name, make_trainer
+from engine.training import Finished
+
+log = logging.getLogger(__name__)
+
+
+def add_other_commands(sub) -> None:
+    """Sub-commands other than ``train`` (which lives in app.cli beside its flags)."""
+
+
+def open_workbench(args: argparse.Namespace) -> int:
+    from app.gui.launch import launch
+
+    return launch(args)
+
+
+def configure_threads(threads: int) -> None:
+    if threads and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def data_spec_from_args(args: argparse.Namespace):
+    """Read the data once, complete the column mapping from the flags, prepare it."""
+    raw = load_raw(args.data, args.items)
+    guessed = guess_mapping_or_none(raw)
+    fields = guessed.to_dict() if guessed else {"intent_candidates": ()}
+    for key, flag in (
+        ("user", args.user),
+        ("item", args.item),
+        ("time", args.time),
+        ("intent", args.intent),
+        ("name", args.name_column),
+    ):
+        if flag is not None:
+            fields[key] = None if flag.lower() == "none" else flag
+    if not fields.get("user") or not fields.get("item"):
+        # let the guesser raise its message naming the columns
+        guess_mapping(raw)
+    mapping = ColumnMapping.from_dict(
+        {k: fields.get(k) for k in ("user", "item", "time", "intent", "name")}
+        | {"intent_candidates": tuple(fields.get("intent_candidates", ()))}
+    )
+    filters = Filters(
+        duplicates=args.duplicates,
+        min_item_freq=args.min_item_freq,
+        min_user_len=args.min_user_len,
+        tie_break=args.tie_break,
+        tie_seed=args.seed,
+    )
+    spec = DataSpec(
+        path=str(args.data),
+        items_path=str(args.items) if args.items else None,
+        mapping=mapping.to_dict(),
+        filters=filters.to_dict(),
+    )
+    dataset = prepare(raw, mapping, filters, name=dataset_name(spec))
+    return spec, dataset
+
+
+def guess_mapping_or_none(raw) -> ColumnMapping | None:
+    from engine.errors import DataError
+
+    try:
+        return guess_mapping(raw)
+    except DataError:
+        return None
+
+
+def train(args: argparse.Namespace) -> int:
+    from app.cli import model_overrides, print_json, train_overrides
+
+    configure_threads(args.threads)
+    data, dataset = data_spec_from_args(args)
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    spec = RunSpec(
+        data, args.model, model_overrides(args), train_overrides(args)
+    ).resolved()
+    run = build_run(spec, dataset)
+    printer = ProgressPrinter(run.train_config.metric, quiet=args.quiet)
+    with tempfile.TemporaryDirectory(prefix="cafe-run-") as folder:
+        trainer = make_trainer(run, checkpoint_dir=folder)
+        result = None
+        for event in trainer.run():
+            printer(event)
+            if isinstance(event, Finished):
+                result = event.result
+    summary = result_summary(spec, dataset, result)
+    print_metrics(summary)
+    if args.json:
+        print_json(summary)
+    return 0
+
+
+def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:
+    return {
+        "model": spec.model,
+        "dataset": dataset.name,
+        "dataset_hash": dataset.hash,
+        "protocol": spec.train["protocol"],
+        "seed": spec.train["seed"],
+        "device": result.device,
+        "epochs_trained": result.epochs_trained,
+        "best_epoch": result.best_epoch,
+        "stop_reason": result.stop_reason,
+        "seconds": round(result.seconds, 3),
+        "valid": result.valid.metrics if result.valid else {},
+        "test": result.test.metrics if result.test else {},
+        "model_config": spec.model_config,
+    }
+
+
+def print_metrics(summary: dict[str, Any]) -> None:
+    names = list(summary["test"] or summary["valid"])
+    print(
+        f"{summary['model']} on {summary['dataset']} ({summary['protocol']} protocol, "
+        f"seed {summary['seed']}, best epoch {summary['best_epoch']})"
+    )
+    print("        " + "".join(f"{n:>10}" for n in names))
+    for split in ("valid", "test"):
+        values = summary[split]
+        if values:
+            print(f"{split:<8}" + "".join(f"{values[n]:>10.4f}" for n in names))

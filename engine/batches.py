@@ -1,0 +1,148 @@
+"""Turning a split into tensors: padded histories, training batches with sampled
+negatives.
+
+Everything random here draws from one ``torch.Generator`` owned by the trainer, so that
+a resumed run draws exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.data.split import Split
+from engine.models.base import EvalBatch, TrainBatch
+
+# resampling rounds before a negative that collides with the history is accepted (only
+# possible when a user has touched nearly every item or intent)
+_MAX_RESAMPLE = 50
+
+
+def last_items(
+    offsets: np.ndarray, items: np.ndarray, rows: np.ndarray, ends, length: int
+):
+    """(len(rows), length) the last ``length`` items before ``ends``, left-padded with
+    0."""
+    starts = offsets[rows]
+    index = ends[:, None] - length + np.arange(length)[None, :]  # (R, length)
+    valid = index >= starts[:, None]
+    out = np.where(valid, items[np.clip(index, 0, max(len(items) - 1, 0))], 0)
+    return torch.from_numpy(out.astype(np.int64))
+
+
+def eval_inputs(
+    split: Split, which: str, max_len: int, users: np.ndarray | None = None
+):
+    """Histories and targets of evaluated users: validation reads the training items,
+    test reads them plus the validation item.
+
+    Returns ``(users (E,), seqs (E, L), targets (E,))``.
+    """
+    if which not in ("valid", "test"):
+        raise ValueError(f"which must be 'valid' or 'test', not {which!r}")
+    users = split.eval_users if users is None else np.asarray(users)
+    ds = split.dataset
+    # a full sequence is train + valid + test, so the test history ends one before the
+    # end
+    ends = ds.offsets[users + 1] - (2 if which == "valid" else 1)
+    seqs = last_items(ds.offsets, ds.items, users, ends, max_len)
+    target = split.valid_target if which == "valid" else split.test_target
+    return users, seqs, target[users]
+
+
+def history_items(split: Split, which: str, users: np.ndarray) -> list[np.ndarray]:
+    """Each user's items before the target (excluded by the full-ranking protocol)."""
+    ds = split.dataset
+    cut = 2 if which == "valid" else 1
+    return [ds.items[ds.offsets[u] : ds.offsets[u + 1] - cut] for u in users]
+
+
+class TrainSampler:
+    """One training sequence per user (the last L+1 training items) and fresh negatives.
+
+    Users with fewer than two training items have no (input, target) pair and are
+    skipped.
+    """
+
+    def __init__(self, split: Split, max_len: int):
+        ds = split.dataset
+        lengths = np.diff(split.train_offsets)
+        users = np.flatnonzero(lengths >= 2)
+        ends = split.train_offsets[users + 1]
+        self.users = torch.from_numpy(users.astype(np.int64))
+        self.seqs = last_items(
+            split.train_offsets, split.train_items, users, ends, max_len + 1
+        )
+        self.num_items = ds.num_items
+        self.num_intents = ds.num_intents
+        self.item_intent = torch.from_numpy(ds.item_intent)
+
+        # (user, item) and (user, intent) pairs of the training split, as sorted int64
+        # keys
+        owner = np.repeat(np.arange(ds.num_users), lengths)
+        items = split.train_items
+        self.item_keys = torch.from_numpy(np.unique(owner * (ds.num_items + 1) + items))
+        intent_keys = np.unique(owner * (ds.num_intents + 1) + ds.item_intent[items])
+        self.intent_keys = torch.from_numpy(intent_keys)
+        touched = np.bincount(
+            intent_keys // (ds.num_intents + 1), minlength=ds.num_users
+        )
+        self.touched_all = torch.from_numpy(touched >= ds.num_intents)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def order(self, generator: torch.Generator) -> Tensor:
+        return torch.randperm(len(self), generator=generator)
+
+    def batch(self, rows: Tensor, generator: torch.Generator) -> TrainBatch:
+        users = self.users[rows]  # (B,)
+        seq = self.seqs[rows]  # (B, L+1)
+        targets = seq[:, 1:]  # (B, L)
+        neg = self._negative_items(users, targets.shape, generator)
+        neg_intents = self._negative_intents(
+            users, self.item_intent[targets], generator
+        )
+        padding = targets == 0
+        return TrainBatch(
+            users, seq, neg.masked_fill(padding, 0), neg_intents.masked_fill(padding, 0)
+        )
+
+    def _negative_items(self, users: Tensor, shape, generator) -> Tensor:
+        """Uniform items not in the user's training sequence."""
+        V1 = self.num_items + 1
+        neg = torch.randint(1, V1, shape, generator=generator)
+        for _ in range(_MAX_RESAMPLE):
+            bad = torch.isin(users[:, None] * V1 + neg, self.item_keys)
+            if not bad.any():
+                break
+            neg[bad] = torch.randint(1, V1, (int(bad.sum()),), generator=generator)
+        return neg
+
+    def _negative_intents(self, users: Tensor, positive: Tensor, generator) -> Tensor:
+        """Uniform intents outside the user's intent sequence; any intent other than the
+        positive one when the user has touched every intent."""
+        C1 = self.num_intents + 1
+        neg = torch.randint(1, C1, positive.shape, generator=generator)
+        restricted = ~self.touched_all[users][:, None]  # (B, 1)
+        for _ in range(_MAX_RESAMPLE):
+            seen = torch.isin(users[:, None] * C1 + neg, self.intent_keys)
+            bad = (seen & restricted) | (neg == positive)
+            if not bad.any():
+                break
+            neg[bad] = torch.randint(1, C1, (int(bad.sum()),), generator=generator)
+        return neg
+
+
+def eval_batches(users: np.ndarray, seqs: Tensor, batch_size: int):
+    """Yield ``(slice, EvalBatch)`` over evaluated users in order."""
+    for start in range(0, len(users), batch_size):
+        part = slice(start, start + batch_size)
+        yield (
+            part,
+            EvalBatch(torch.from_numpy(users[part].astype(np.int64)), seqs[part]),
+        )

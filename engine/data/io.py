@@ -1,0 +1,214 @@
+"""Reading interaction logs and item tables from disk.
+
+Supported: CSV/TSV (delimiter sniffed), Parquet, and RecBole atomic files (``.inter``
+with an optional ``.item`` beside it, headers written ``name:type``). A folder may hold
+``interactions.*`` + ``items.*`` (the layout of ``../shared/data``) or one ``.inter`` +
+``.item`` pair. Every failure raises :class:`~engine.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from engine.errors import DataError
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".inter", ".item")
+_SNIFF_BYTES = 64 * 1024
+
+
+@dataclass
+class RawData:
+    """Tables as read from disk, before any column is mapped."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None
+    interactions_path: Path
+    items_path: Path | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p in (self.interactions_path, self.items_path) if p is not None]
+
+
+def load_raw(path: str | Path, items_path: str | Path | None = None) -> RawData:
+    """Read a dataset from a file or folder, pairing an item table when one is found."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file or folder. Check the path, or pass a folder that "
+            "holds interactions.csv (and items.csv) or a RecBole .inter/.item pair."
+        )
+    inter_path, found_items = _locate(path)
+    if items_path is not None:
+        found_items = Path(items_path)
+        if not found_items.exists():
+            raise DataError(
+                f"{found_items}: item table not found. Check the --items path."
+            )
+    interactions = read_table(inter_path)
+    items = read_table(found_items) if found_items is not None else None
+    return RawData(interactions, items, inter_path, found_items)
+
+
+def _locate(path: Path) -> tuple[Path, Path | None]:
+    """Find the interaction table (and item table, if any) for a file or folder."""
+    if path.is_file():
+        return path, _sibling_items(path)
+    tables = sorted(p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    for p in tables:
+        if p.stem.lower() in ("interactions", "inter", "ratings"):
+            return p, _sibling_items(p)
+    inters = [p for p in tables if p.suffix.lower() == ".inter"]
+    if len(inters) == 1:
+        return inters[0], _sibling_items(inters[0])
+    if len(tables) == 1:
+        return tables[0], None
+    names = ", ".join(p.name for p in tables) or "no readable tables"
+    raise DataError(
+        f"{path}: cannot tell which file holds the interactions (found: {names}). "
+        "Name it interactions.csv (items in items.csv), use one .inter/.item pair, "
+        "or open the interaction file itself."
+    )
+
+
+def _sibling_items(inter_path: Path) -> Path | None:
+    """The item table that belongs with an interaction table, if one lies beside it."""
+    if inter_path.suffix.lower() == ".inter":
+        candidate = inter_path.with_suffix(".item")
+        return candidate if candidate.exists() else None
+    if inter_path.stem.lower() in ("interactions", "inter", "ratings"):
+        for suffix in (inter_path.suffix, ".csv", ".tsv", ".parquet"):
+            candidate = inter_path.with_name("items" + suffix)
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
+    """Read one table; ``nrows`` limits the rows read (for previews)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            frame = frame.head(nrows) if nrows is not None else frame
+        elif suffix in (".inter", ".item"):
+            frame = _read_atomic(path, nrows)
+        else:
+            frame = _read_delimited(path, nrows)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot be read as a table ({exc}).") from exc
+    except ImportError as exc:
+        raise DataError(
+            f"{path}: reading this format needs a missing library ({exc})."
+        ) from exc
+    if frame.columns.empty:
+        raise DataError(f"{path}: the file is empty (no header row).")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_delimited(path: Path, nrows: int | None) -> pd.DataFrame:
+    encoding = detect_encoding(path)
+    sample = _read_text_sample(path, encoding)
+    if not sample.strip():
+        raise DataError(f"{path}: the file is empty.")
+    sep = sniff_delimiter(sample, path.suffix.lower())
+    try:
+        return pd.read_csv(
+            path, sep=sep, encoding=encoding, nrows=nrows, low_memory=False
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty.") from exc
+
+
+def _read_atomic(path: Path, nrows: int | None) -> pd.DataFrame:
+    """RecBole atomic file: tab-separated, header ``name:type``; token columns stay
+    text."""
+    encoding = detect_encoding(path)
+    sample = _read_text_sample(path, encoding)
+    if not sample.strip():
+        raise DataError(f"{path}: the file is empty.")
+    header = sample.splitlines()[0].split("\t")
+    names, dtypes = [], {}
+    for field in header:
+        name, _, kind = field.strip().partition(":")
+        names.append(name)
+        if kind in ("token", "token_seq", "float_seq"):
+            dtypes[name] = "string"
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        encoding=encoding,
+        nrows=nrows,
+        header=0,
+        names=names,
+        dtype=dtypes,
+    )
+    return frame
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (BOM or not), UTF-16 by BOM, else Windows-1252 for legacy text files."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{path}: the file holds binary data (a NUL byte at offset {nul}), not "
+            "text. "
+            "Save it as UTF-8 CSV/TSV or Parquet."
+        )
+    try:
+        _check_utf8(path)
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        log.warning(
+            "%s is not UTF-8 (byte %d); reading it as Windows-1252", path, exc.start
+        )
+    try:
+        with open(path, encoding="cp1252") as fh:
+            fh.read(_SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: unreadable text encoding (byte {exc.start} is neither UTF-8 nor "
+            "Windows-1252). Re-save the file as UTF-8."
+        ) from exc
+    return "cp1252"
+
+
+def _check_utf8(path: Path) -> None:
+    with open(path, encoding="utf-8") as fh:
+        while fh.read(1 << 20):
+            pass
+
+
+def _read_text_sample(path: Path, encoding: str) -> str:
+    with open(path, encoding=encoding, errors="replace") as fh:
+        return fh.read(_SNIFF_BYTES)
+
+
+def sniff_delimiter(sample: str, suffix: str = "") -> str:
+    """Guess the delimiter from the first lines; TSV files default to tab."""
+    lines = [line for line in sample.splitlines()[:50] if line.strip()]
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|")
+        return dialect.delimiter
+    except csv.Error:
+        pass
+    if suffix == ".tsv" or (lines and "\t" in lines[0]):
+        return "\t"
+    return ","
