@@ -91,8 +91,17 @@ def train(args: argparse.Namespace) -> int:
     spec = RunSpec(
         data, args.model, model_overrides(args), train_overrides(args)
     ).resolved()
+    summary = execute_run(spec, dataset, quiet=args.quiet)
+    print_metrics(summary)
+    if args.json:
+        print_json(summary)
+    return 0
+
+
+def execute_run(spec: RunSpec, dataset, quiet: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run in this process; return its summary."""
     run = build_run(spec, dataset)
-    printer = ProgressPrinter(run.train_config.metric, quiet=args.quiet)
+    printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="cafe-run-") as folder:
         trainer = make_trainer(run, checkpoint_dir=folder)
         result = None
@@ -100,11 +109,7 @@ def train(args: argparse.Namespace) -> int:
             printer(event)
             if isinstance(event, Finished):
                 result = event.result
-    summary = result_summary(spec, dataset, result)
-    print_metrics(summary)
-    if args.json:
-        print_json(summary)
-    return 0
+    return result_summary(spec, dataset, result)
 
 
 def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:
