@@ -126,6 +126,13 @@ def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "valid": result.valid.metrics if result.valid else {},
         "test": result.test.metrics if result.test else {},
+        "also": {
+            result.extra["test"].protocol: {
+                which: evaluation.metrics for which, evaluation in result.extra.items()
+            }
+        }
+        if result.extra
+        else {},
         "model_config": spec.model_config,
     }
 

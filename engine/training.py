@@ -66,6 +66,12 @@ class TrainConfig:
     seed: int = param(0, "Seed of initialisation, sampling and evaluation negatives.")
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps.")
     eval_batch_size: int = param(256, "Users per evaluation batch.", min=1)
+    also_evaluate: str = param(
+        "",
+        "Also evaluate the best checkpoint under this protocol at the end (reported "
+        "beside, never used to choose).",
+        choices=("", *PROTOCOLS),
+    )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> TrainConfig:
@@ -155,6 +161,8 @@ class TrainResult:
     device: str
     valid: EvalResult | None = None
     test: EvalResult | None = None
+    # the best checkpoint under ``also_evaluate``: {"valid": ..., "test": ...}
+    extra: dict[str, EvalResult] = field(default_factory=dict)
 
 
 @dataclass
@@ -384,12 +392,12 @@ class Trainer:
             and epoch >= self.config.min_epochs
         )
 
-    def _evaluate(self, which: str) -> EvalResult:
+    def _evaluate(self, which: str, protocol: str | None = None) -> EvalResult:
         return evaluate(
             self.model,
             self.split,
             which,
-            self.config.protocol,
+            protocol or self.config.protocol,
             self.config.cutoffs,
             self.config.eval_batch_size,
         )
@@ -398,10 +406,16 @@ class Trainer:
         self, reason: str, started: float, evaluate_test: bool = True
     ) -> TrainResult:
         valid = test = None
+        extra = {}
         if evaluate_test:
             self._load_best()
             valid = self._evaluate("valid")
             test = self._evaluate("test")
+            if self.config.also_evaluate:
+                extra = {
+                    which: self._evaluate(which, self.config.also_evaluate)
+                    for which in ("valid", "test")
+                }
         return TrainResult(
             best_epoch=self.state.best_epoch,
             epochs_trained=self.state.epoch,
@@ -410,6 +424,7 @@ class Trainer:
             device=str(self.device),
             valid=valid,
             test=test,
+            extra=extra,
         )
 
 
