@@ -12,15 +12,29 @@ from engine.models.base import (
     Recommender,
     TrainBatch,
 )
+from engine.models.bert4rec import BERT4Rec
+from engine.models.bertf import BERTF
 from engine.models.cafe import CaFe
+from engine.models.fdsa import FDSA
+from engine.models.locker import LOCKER
+from engine.models.lockerf import LOCKERF
+from engine.models.nova import NOVA
 from engine.models.pop import IntentPop, PopRec
 from engine.models.sasrec import SASRec
+from engine.models.ssept import SSEPT
 
 REGISTRY: dict[str, type[Recommender]] = {
     "pop": PopRec,
     "intentpop": IntentPop,
     "sasrec": SASRec,
     "cafe": CaFe,
+    "bert4rec": BERT4Rec,
+    "ssept": SSEPT,
+    "locker": LOCKER,
+    "nova": NOVA,
+    "fdsa": FDSA,
+    "bertf": BERTF,
+    "lockerf": LOCKERF,
 }
 
 

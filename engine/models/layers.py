@@ -295,3 +295,20 @@ def init_weights(module: nn.Module) -> None:
         if isinstance(sub, nn.Embedding) and sub.padding_idx is not None:
             with torch.no_grad():
                 sub.weight[sub.padding_idx].zero_()
+
+
+class FeatureFusion(nn.Module):
+    """FDSA's fusion of two encoders: concatenate their outputs and project back to D.
+
+    Zhang et al., "Feature-level Deeper Self-Attention Network for Sequential
+    Recommendation", IJCAI 2019, Eq. 14: O = [O_item ; O_feature] W + b. BERT-F and
+    LOCKER-F fuse intents the same way.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(2 * dim, dim)
+
+    def forward(self, items: Tensor, intents: Tensor, keep: Tensor) -> Tensor:
+        # (B, L, D) ++ (B, L, D) -> (B, L, 2D) -> (B, L, D); padding stays zero
+        return self.proj(torch.cat([items, intents], dim=-1)) * keep
