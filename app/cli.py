@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Any
 
-from app import commands
+from app import commands, store_commands
 from engine.data.dataset import Filters
 from engine.errors import CafeError
 from engine.models import REGISTRY
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_train_command(sub)
     commands.add_other_commands(sub)
+    store_commands.add_store_commands(sub)
     return parser
 
 

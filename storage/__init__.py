@@ -1,0 +1,32 @@
+"""The run store: datasets, runs, per-epoch metrics, attention maps, per-user results
+and artifacts in SQLite (or any SQLAlchemy database), with alembic migrations.
+
+The API the workbench and the worker use:
+
+- ``default_url()``: ``$CAFE_DB`` (a path or URL), else ``runs.db`` in the user data
+  folder of "cafe-workbench".
+- ``open_store(url=None) -> Store``: creates or upgrades the database to the latest
+  migration. ``Store.url``; ``Store.data_dir`` (the database's folder; run files go to
+  ``Store.run_dir(id)`` = ``<data_dir>/runs/<id>/``); ``Store.session(write=False)``
+  yields a Session that commits on success; ``Store.transact(fn, *args)`` runs
+  ``fn(session, *args)`` in one write transaction, retried while another process holds
+  the lock - use it for writes. One Store per process; one session per thread.
+- ``storage.queries`` (Session first): ``register_dataset``, ``list_datasets``,
+  ``get_dataset``, ``create_run``, ``list_runs`` (``RunSummary``: id, model, dataset,
+  dataset_id, status, seed, protocol, device, created, started, finished, seconds,
+  epochs, max_epochs, best_epoch, best, test, error), ``get_run`` (``RunDetail``: plus
+  spec, log, pid, host, versions, stop_reason, dataset_hash), ``run_curves`` (epoch,
+  split, name, value), ``compare_runs`` (config as ``model.X`` / ``train.X``, metrics as
+  ``valid NDCG@5`` / ``test NDCG@5``), ``user_results``, ``attention_maps`` (keys like
+  ``"item layer 1 head 2"``, (L, L) float32), ``checkpoint_path``, ``set_status``,
+  ``mark_stale_runs``, ``delete_run``; the worker's writers ``start_run``,
+  ``add_metrics``, ``update_progress``, ``add_attention``, ``add_user_results``,
+  ``append_log``, ``record_artifact``.
+- ``app.worker.launch_worker(run_id, db_url, threads=1) -> Popen`` and
+  ``app.worker.cancel_worker(popen)`` start and stop the worker process.
+"""
+
+from storage.errors import StoreError, UnsafePathError
+from storage.store import Store, default_url, open_store
+
+__all__ = ["Store", "StoreError", "UnsafePathError", "default_url", "open_store"]

@@ -1,0 +1,771 @@
+"""Reading and writing runs: every function takes the caller's Session first.
+
+The caller frames the transaction (``Store.session`` or ``Store.transact``); these
+functions never commit. Queries are built with SQLAlchemy expressions only, never from
+strings, and paths read from the database are checked before a file is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.errors import StoreError, UnsafePathError
+from storage.schema import (
+    RUN_STATUSES,
+    ArtifactRow,
+    AttentionRow,
+    DatasetRow,
+    MetricRow,
+    RunRow,
+    UserResultRow,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 300
+# SQLite allows 32,766 bound parameters; stay well below in IN lists
+CHUNK = 900
+
+
+# ---- result types
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetSummary:
+    id: int
+    name: str
+    path: str
+    content_hash: str
+    users: int
+    items: int
+    intents: int
+    interactions: int
+    created: datetime
+    runs: int
+    spec: dict[str, Any]  # engine.experiment.DataSpec.to_dict()
+    stats: dict[str, Any]
+
+
+@dataclass
+class RunSummary:
+    id: int
+    model: str
+    dataset: str
+    dataset_id: int
+    status: str
+    seed: int
+    protocol: str
+    device: str | None
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    seconds: float | None
+    epochs: int  # completed epochs
+    max_epochs: int  # epochs asked for
+    best_epoch: int | None
+    best: dict[str, float] = field(default_factory=dict)  # valid metrics, best epoch
+    test: dict[str, float] = field(default_factory=dict)  # test metrics, best epoch
+    error: str | None = None
+
+
+@dataclass
+class RunDetail(RunSummary):
+    spec: dict[str, Any] = field(default_factory=dict)
+    log: str = ""
+    pid: int | None = None
+    host: str | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
+    dataset_hash: str = ""
+
+
+# ---- datasets
+# --------------------------------------------------------------------------------
+
+
+def spec_hash(data_spec: dict[str, Any]) -> str:
+    text = json.dumps(data_spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def register_dataset(session: Session, data_spec: dict[str, Any], dataset) -> int:
+    """The id of this dataset version, adding it on first sight.
+
+    ``dataset`` is an ``engine.data.Dataset``; the same content read with the same spec
+    is one row however often it is registered.
+    """
+    key = spec_hash(data_spec)
+    found = session.scalar(
+        select(DatasetRow.id).where(
+            DatasetRow.content_hash == dataset.hash, DatasetRow.spec_hash == key
+        )
+    )
+    if found is not None:
+        return found
+    row = DatasetRow(
+        name=dataset.name,
+        path=str(data_spec.get("path", "")),
+        items_path=data_spec.get("items_path"),
+        mapping=_jsonable(data_spec.get("mapping") or dataset.mapping.to_dict()),
+        filters=_jsonable(data_spec.get("filters") or dataset.filters.to_dict()),
+        content_hash=dataset.hash,
+        spec_hash=key,
+        stats=_jsonable(dataset.stats),
+        stats_before=_jsonable(dataset.stats_before),
+        notes=list(dataset.notes),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_datasets(session: Session) -> list[DatasetSummary]:
+    counts = (
+        select(RunRow.dataset_id, func.count(RunRow.id).label("n"))
+        .group_by(RunRow.dataset_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(DatasetRow, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.dataset_id == DatasetRow.id)
+        .order_by(DatasetRow.id.desc())
+    ).all()
+    return [_dataset_summary(row, n) for row, n in rows]
+
+
+def get_dataset(session: Session, dataset_id: int) -> DatasetSummary:
+    row = session.get(DatasetRow, dataset_id)
+    if row is None:
+        raise StoreError(f"dataset {dataset_id} is not in the run store.")
+    n = session.scalar(select(func.count(RunRow.id)).where(RunRow.dataset_id == row.id))
+    return _dataset_summary(row, n or 0)
+
+
+def _dataset_summary(row: DatasetRow, runs: int) -> DatasetSummary:
+    stats = row.stats or {}
+    return DatasetSummary(
+        id=row.id,
+        name=row.name,
+        path=row.path,
+        content_hash=row.content_hash,
+        users=int(stats.get("users", 0)),
+        items=int(stats.get("items", 0)),
+        intents=int(stats.get("intents", 0)),
+        interactions=int(stats.get("interactions", 0)),
+        created=row.created,
+        runs=int(runs),
+        spec={
+            "path": row.path,
+            "items_path": row.items_path,
+            "mapping": row.mapping,
+            "filters": row.filters,
+        },
+        stats=stats,
+    )
+
+
+# ---- runs: creating and listing
+# --------------------------------------------------------------
+
+
+def create_run(session: Session, run_spec: dict[str, Any], dataset_id: int) -> int:
+    """A queued run of ``run_spec`` (``RunSpec.resolved().to_dict()``) on a dataset."""
+    if session.get(DatasetRow, dataset_id) is None:
+        raise StoreError(f"dataset {dataset_id} is not in the run store.")
+    train = run_spec.get("train") or {}
+    row = RunRow(
+        dataset_id=dataset_id,
+        model=run_spec["model"],
+        spec=_jsonable(run_spec),
+        seed=int(train.get("seed", 0)),
+        protocol=str(train.get("protocol", "sampled")),
+        status="queued",
+        versions={},
+        epochs=0,
+        log="",
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | Sequence[str] | None = None,
+    model: str | None = None,
+    text: str | None = None,
+    limit: int | None = None,
+) -> list[RunSummary]:
+    """Runs, newest first, with their best-epoch validation and test metrics.
+
+    ``text`` matches model, dataset name, status or device, case-insensitively.
+    """
+    query = select(RunRow, DatasetRow.name).join(DatasetRow)
+    if status:
+        wanted = [status] if isinstance(status, str) else list(status)
+        query = query.where(RunRow.status.in_(wanted))
+    if model:
+        query = query.where(RunRow.model == model)
+    if text:
+        pattern = f"%{text.strip()}%"
+        query = query.where(
+            or_(
+                RunRow.model.ilike(pattern),
+                DatasetRow.name.ilike(pattern),
+                RunRow.status.ilike(pattern),
+                RunRow.device.ilike(pattern),
+            )
+        )
+    query = query.order_by(RunRow.id.desc())
+    if limit:
+        query = query.limit(limit)
+    rows = session.execute(query).all()
+    best = _best_metrics(session, [run.id for run, _ in rows])
+    return [_summary(RunSummary, run, name, best.get(run.id, {})) for run, name in rows]
+
+
+def _best_metrics(
+    session: Session, run_ids: list[int]
+) -> dict[int, dict[str, dict[str, float]]]:
+    """{run: {"valid": {...}, "test": {...}}} at each run's best epoch, by index."""
+    found: dict[int, dict[str, dict[str, float]]] = {}
+    for start in range(0, len(run_ids), CHUNK):
+        part = run_ids[start : start + CHUNK]
+        rows = session.execute(
+            select(MetricRow.run_id, MetricRow.split, MetricRow.name, MetricRow.value)
+            .join(RunRow, RunRow.id == MetricRow.run_id)
+            .where(
+                MetricRow.run_id.in_(part),
+                MetricRow.split.in_(("valid", "test")),
+                MetricRow.epoch == RunRow.best_epoch,
+            )
+        ).all()
+        for run_id, split, name, value in rows:
+            found.setdefault(run_id, {}).setdefault(split, {})[name] = value
+    return found
+
+
+def _summary(cls, run: RunRow, dataset_name: str, best: dict, **extra):
+    train = (run.spec or {}).get("train") or {}
+    return cls(
+        id=run.id,
+        model=run.model,
+        dataset=dataset_name,
+        dataset_id=run.dataset_id,
+        status=run.status,
+        seed=run.seed,
+        protocol=run.protocol,
+        device=run.device,
+        created=run.created,
+        started=run.started,
+        finished=run.finished,
+        seconds=run.seconds,
+        epochs=run.epochs,
+        max_epochs=int(train.get("epochs", 0)),
+        best_epoch=run.best_epoch,
+        best={k: v for k, v in best.get("valid", {}).items() if k != "seconds"},
+        test={k: v for k, v in best.get("test", {}).items() if k != "seconds"},
+        error=run.error,
+        **extra,
+    )
+
+
+def get_run(session: Session, run_id: int) -> RunDetail:
+    run = _run(session, run_id)
+    best = _best_metrics(session, [run.id]).get(run.id, {})
+    return _summary(
+        RunDetail,
+        run,
+        run.dataset.name,
+        best,
+        spec=run.spec,
+        log=run.log or "",
+        pid=run.pid,
+        host=run.host,
+        versions=run.versions or {},
+        stop_reason=run.stop_reason,
+        dataset_hash=run.dataset.content_hash,
+    )
+
+
+def run_spec(session: Session, run_id: int) -> dict[str, Any]:
+    return dict(_run(session, run_id).spec)
+
+
+def _run(session: Session, run_id: int) -> RunRow:
+    run = session.get(RunRow, int(run_id))
+    if run is None:
+        raise StoreError(f"run {run_id} is not in the run store.")
+    return run
+
+
+# ---- runs: what the GUI plots and compares
+# ---------------------------------------------------
+
+
+def run_curves(session: Session, run_id: int) -> pd.DataFrame:
+    """Every per-epoch number of a run: columns epoch, split, name, value."""
+    rows = session.execute(
+        select(MetricRow.epoch, MetricRow.split, MetricRow.name, MetricRow.value)
+        .where(MetricRow.run_id == int(run_id))
+        .order_by(MetricRow.epoch, MetricRow.id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["epoch", "split", "name", "value"])
+    return frame.astype({"epoch": "int64", "value": "float64"})
+
+
+def compare_runs(session: Session, ids: Iterable[int]) -> pd.DataFrame:
+    """One row per run: identity, config (``model.X``, ``train.X``) and best-epoch
+    metrics as ``valid NDCG@5`` / ``test NDCG@5``, in the order asked."""
+    ids = [int(i) for i in ids]
+    runs = {
+        run.id: (run, name, content_hash)
+        for run, name, content_hash in session.execute(
+            select(RunRow, DatasetRow.name, DatasetRow.content_hash)
+            .join(DatasetRow)
+            .where(RunRow.id.in_(ids))
+        ).all()
+    }
+    best = _best_metrics(session, list(runs))
+    records = []
+    for run_id in ids:
+        if run_id not in runs:
+            raise StoreError(f"run {run_id} is not in the run store.")
+        run, name, content_hash = runs[run_id]
+        record: dict[str, Any] = {
+            "id": run.id,
+            "model": run.model,
+            "dataset": name,
+            "dataset_hash": content_hash,
+            "protocol": run.protocol,
+            "seed": run.seed,
+            "status": run.status,
+            "device": run.device,
+            "best_epoch": run.best_epoch,
+            "epochs": run.epochs,
+            "seconds": run.seconds,
+        }
+        spec = run.spec or {}
+        for key, value in (spec.get("model_config") or {}).items():
+            record[f"model.{key}"] = value
+        for key, value in (spec.get("train") or {}).items():
+            record[f"train.{key}"] = value
+        for split in ("valid", "test"):
+            for metric, value in best.get(run.id, {}).get(split, {}).items():
+                if metric != "seconds":
+                    record[f"{split} {metric}"] = value
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def user_results(session: Session, run_id: int, which: str = "test") -> pd.DataFrame:
+    """Per-user results of a run's final evaluation, as in
+    ``engine.evaluation.EvalResult.per_user``: the stored ranks plus every metric of
+    the run's cut-offs, recomputed from the rank."""
+    from engine.evaluation import metrics_from_ranks
+
+    run = _run(session, run_id)
+    columns = [
+        "user",
+        "target",
+        "rank",
+        "candidates",
+        "history_len",
+        "target_train_freq",
+    ]
+    rows = session.execute(
+        select(*(getattr(UserResultRow, c) for c in columns))
+        .where(UserResultRow.run_id == run.id, UserResultRow.which == which)
+        .order_by(UserResultRow.user)
+    ).all()
+    frame = pd.DataFrame(rows, columns=columns).astype("int64")
+    ks_text = str(((run.spec or {}).get("train") or {}).get("ks", "5,10"))
+    ks = [int(k) for k in ks_text.split(",") if k.strip()]
+    for name, values in metrics_from_ranks(frame["rank"].to_numpy(), ks).items():
+        frame[name] = values
+    return frame
+
+
+def attention_maps(session: Session, run_id: int) -> dict[str, np.ndarray]:
+    """The latest snapshot of each head: ``"item layer 1 head 2"`` -> (L, L) float32."""
+    run = _run(session, run_id)
+    latest = session.scalar(
+        select(func.max(AttentionRow.epoch)).where(AttentionRow.run_id == run.id)
+    )
+    if latest is None:
+        return {}
+    rows = session.scalars(
+        select(AttentionRow)
+        .where(AttentionRow.run_id == run.id, AttentionRow.epoch == latest)
+        .order_by(AttentionRow.layer, AttentionRow.head)
+    ).all()
+    return {
+        f"{row.layer} head {row.head}": np.frombuffer(row.data, dtype=row.dtype)
+        .reshape(row.rows, row.cols)
+        .astype(np.float32)
+        for row in rows
+    }
+
+
+# ---- runs: what the worker writes
+# ------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "numpy", "pandas", "SQLAlchemy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def start_run(
+    session: Session, run_id: int, *, device: str, pid: int | None = None
+) -> None:
+    """Mark a run running in this process, on this host."""
+    run = _run(session, run_id)
+    run.status = "running"
+    run.device = device
+    run.host = socket.gethostname()
+    run.pid = os.getpid() if pid is None else pid
+    run.versions = library_versions()
+    run.started = run.started or utcnow()
+    run.finished = None
+    run.error = None
+    run.stop_reason = None
+
+
+def set_status(
+    session: Session,
+    run_id: int,
+    status: str,
+    *,
+    error: str | None = None,
+    stop_reason: str | None = None,
+) -> None:
+    """Set a run's status; an ending status also stamps the finish time."""
+    if status not in RUN_STATUSES:
+        raise StoreError(
+            f"unknown run status {status!r}; one of {', '.join(RUN_STATUSES)}."
+        )
+    run = _run(session, run_id)
+    run.status = status
+    if error is not None:
+        run.error = error
+    if stop_reason is not None:
+        run.stop_reason = stop_reason
+    if status in ("finished", "failed", "cancelled", "interrupted"):
+        run.finished = utcnow()
+
+
+def add_metrics(
+    session: Session, run_id: int, epoch: int, split: str, values: dict[str, float]
+) -> None:
+    """One epoch's numbers of one split, in a single multi-row insert."""
+    if not values:
+        return
+    session.execute(
+        insert(MetricRow),
+        [
+            {
+                "run_id": int(run_id),
+                "epoch": int(epoch),
+                "split": split,
+                "name": name,
+                "value": float(value),
+            }
+            for name, value in values.items()
+        ],
+    )
+
+
+def has_metrics(session: Session, run_id: int, epoch: int, split: str) -> bool:
+    return (
+        session.scalar(
+            select(MetricRow.id)
+            .where(
+                MetricRow.run_id == int(run_id),
+                MetricRow.epoch == int(epoch),
+                MetricRow.split == split,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def drop_metrics_after(session: Session, run_id: int, epoch: int) -> None:
+    """Forget numbers past ``epoch``: a resumed run writes those epochs again."""
+    session.execute(
+        delete(MetricRow).where(
+            MetricRow.run_id == int(run_id), MetricRow.epoch > epoch
+        )
+    )
+    session.execute(
+        delete(AttentionRow).where(
+            AttentionRow.run_id == int(run_id), AttentionRow.epoch > epoch
+        )
+    )
+
+
+def update_progress(
+    session: Session,
+    run_id: int,
+    *,
+    epochs: int,
+    best_epoch: int | None,
+    seconds: float,
+    stop_reason: str | None = None,
+) -> None:
+    values: dict[str, Any] = {
+        "epochs": int(epochs),
+        "best_epoch": best_epoch,
+        "seconds": float(seconds),
+    }
+    if stop_reason is not None:
+        values["stop_reason"] = stop_reason
+    session.execute(update(RunRow).where(RunRow.id == int(run_id)).values(**values))
+
+
+def add_attention(
+    session: Session,
+    run_id: int,
+    epoch: int,
+    maps: dict[str, np.ndarray],
+    dtype: str = "<f2",
+) -> None:
+    """Store (H, L, L) maps per layer as one float16 row per head (the heatmap needs
+    no more precision; it halves the size)."""
+    rows = []
+    for layer, heads in maps.items():
+        heads = np.asarray(heads)
+        for head, grid in enumerate(heads):
+            data = np.ascontiguousarray(grid, dtype=np.dtype(dtype))
+            rows.append(
+                {
+                    "run_id": int(run_id),
+                    "epoch": int(epoch),
+                    "layer": layer,
+                    "head": head + 1,
+                    "rows": int(data.shape[0]),
+                    "cols": int(data.shape[1]),
+                    "dtype": data.dtype.str,
+                    "data": data.tobytes(),
+                }
+            )
+    if rows:
+        session.execute(insert(AttentionRow), rows)
+
+
+def add_user_results(
+    session: Session, run_id: int, which: str, per_user: pd.DataFrame
+) -> None:
+    """Replace the per-user ranks of one final evaluation (valid or test)."""
+    session.execute(
+        delete(UserResultRow).where(
+            UserResultRow.run_id == int(run_id), UserResultRow.which == which
+        )
+    )
+    if per_user is None or per_user.empty:
+        return
+    columns = ["user", "target", "rank", "candidates", "history_len"]
+    columns.append("target_train_freq")
+    table = per_user[columns].astype("int64")
+    records = [
+        {"run_id": int(run_id), "which": which, **dict(zip(columns, values))}
+        for values in table.itertuples(index=False, name=None)
+    ]
+    session.execute(insert(UserResultRow), records)
+
+
+def append_log(session: Session, run_id: int, lines: Sequence[str]) -> None:
+    """Append lines to the run's log, keeping the last ``LOG_TAIL_LINES``."""
+    if not lines:
+        return
+    run = _run(session, run_id)
+    kept = ((run.log or "").splitlines() + list(lines))[-LOG_TAIL_LINES:]
+    run.log = "\n".join(kept)
+
+
+# ---- artifacts and files
+# ----------------------------------------------------------------------
+
+
+def data_dir_of(session: Session) -> Path:
+    data_dir = session.info.get("data_dir")
+    if data_dir is None:
+        raise StoreError("this session was not opened by a Store; use Store.session.")
+    return Path(data_dir)
+
+
+def record_artifact(session: Session, run_id: int, kind: str, path: Path) -> None:
+    """Record (or refresh) a file under the data folder with its size and hash."""
+    from engine.checkpoint import file_sha256
+
+    root = data_dir_of(session).resolve()
+    path = Path(path).resolve()
+    if not path.is_relative_to(root):
+        raise UnsafePathError(f"{path} is outside the run store's folder {root}.")
+    relative = path.relative_to(root).as_posix()
+    values = {"path": relative, "size": path.stat().st_size}
+    values["sha256"] = file_sha256(path)
+    row = session.scalar(
+        select(ArtifactRow).where(
+            ArtifactRow.run_id == int(run_id), ArtifactRow.kind == kind
+        )
+    )
+    if row is None:
+        session.add(ArtifactRow(run_id=int(run_id), kind=kind, **values))
+    else:
+        row.path, row.size, row.sha256 = (
+            values["path"],
+            values["size"],
+            values["sha256"],
+        )
+        row.created = utcnow()
+
+
+def artifacts(session: Session, run_id: int) -> list[ArtifactRow]:
+    return list(
+        session.scalars(
+            select(ArtifactRow)
+            .where(ArtifactRow.run_id == int(run_id))
+            .order_by(ArtifactRow.kind)
+        )
+    )
+
+
+def checked_path(session: Session, row: ArtifactRow, verify_hash: bool = True) -> Path:
+    """The artifact's file, only if it lies inside the data folder and is the file
+    that was recorded (size, and hash unless told otherwise)."""
+    from engine.checkpoint import file_sha256
+
+    root = data_dir_of(session).resolve()
+    relative = Path(row.path)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise UnsafePathError(
+            f"artifact path {row.path!r} is not a plain relative path."
+        )
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise UnsafePathError(f"artifact {row.path!r} resolves outside {root}.")
+    if not path.is_file():
+        raise StoreError(f"{path}: the {row.kind} file of run {row.run_id} is missing.")
+    if path.stat().st_size != row.size or (
+        verify_hash and file_sha256(path) != row.sha256
+    ):
+        raise UnsafePathError(
+            f"{path}: the file changed since run {row.run_id} recorded it (size or "
+            "hash differ); it will not be loaded."
+        )
+    return path
+
+
+def checkpoint_path(session: Session, run_id: int, which: str = "best") -> Path:
+    """The checked path of a run's ``best`` or ``last`` checkpoint."""
+    row = session.scalar(
+        select(ArtifactRow).where(
+            ArtifactRow.run_id == int(run_id), ArtifactRow.kind == which
+        )
+    )
+    if row is None:
+        raise StoreError(f"run {run_id} has no {which} checkpoint recorded.")
+    return checked_path(session, row)
+
+
+def delete_run(session: Session, run_id: int) -> None:
+    """Delete a run's rows and its folder of files; a live run must be cancelled
+    first."""
+    run = _run(session, run_id)
+    if run.status == "running" and _pid_alive(run.pid, run.host):
+        raise StoreError(f"run {run_id} is still running; cancel it first.")
+    root = data_dir_of(session).resolve()
+    folder = (root / "runs" / str(run.id)).resolve()
+    session.delete(run)
+    session.flush()
+    if folder.is_relative_to(root / "runs") and folder.is_dir():
+        shutil.rmtree(folder)
+
+
+# ---- stale runs
+# ------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool:
+    """Whether the worker that claimed a run still lives; another host's is assumed
+    alive (it cannot be checked from here)."""
+    if host and host != socket.gethostname():
+        return True
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        # a killed child its parent has not reaped yet is a zombie: gone for us
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state not in ("Z", "X")
+    return True
+
+
+def mark_stale_runs(session: Session) -> int:
+    """Mark "running" runs whose worker is gone as interrupted; return how many."""
+    stale = [
+        run
+        for run in session.scalars(select(RunRow).where(RunRow.status == "running"))
+        if not _pid_alive(run.pid, run.host)
+    ]
+    for run in stale:
+        run.status = "interrupted"
+        run.finished = utcnow()
+        run.error = run.error or (
+            f"the worker (pid {run.pid} on {run.host}) ended without recording an "
+            "end: killed or crashed. Resume continues from the last checkpoint."
+        )
+        log.warning("run %d was left running by a dead worker; interrupted", run.id)
+    return len(stale)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only (numpy scalars and tuples become Python ones)."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-ready")

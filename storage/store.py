@@ -1,0 +1,167 @@
+"""Opening the run store: where it lives, how SQLite is set up, sessions and retries.
+
+SQLite in WAL mode lets the workbench read while workers write. Each write is a short
+transaction that takes the write lock at its start (``BEGIN IMMEDIATE``), so two
+writers queue on the busy timeout instead of failing when one upgrades a read lock;
+:meth:`Store.transact` retries the rare "database is locked" that still gets through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "cafe-workbench"
+BUSY_TIMEOUT_S = 30.0
+RETRIES = 8
+
+T = TypeVar("T")
+
+
+def default_url() -> str:
+    """``$CAFE_DB`` (a path or any SQLAlchemy URL), else ``runs.db`` in the user data
+    dir."""
+    chosen = os.environ.get("CAFE_DB")
+    if chosen:
+        return to_url(chosen)
+    folder = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return to_url(str(folder / "runs.db"))
+
+
+def to_url(path_or_url: str) -> str:
+    """A SQLAlchemy URL as it is; a plain path becomes a SQLite URL."""
+    if "://" in path_or_url:
+        return path_or_url
+    return "sqlite:///" + str(Path(path_or_url).expanduser().resolve())
+
+
+def is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class Store:
+    """An open run store: one engine per process, sessions framed by the caller."""
+
+    def __init__(self, url: str, engine: Engine, data_dir: Path):
+        self.url = url
+        self.engine = engine
+        self.data_dir = data_dir
+        info = {"data_dir": data_dir}
+        self._reads = sessionmaker(engine, expire_on_commit=False, info=info)
+        self._writes = sessionmaker(
+            engine.execution_options(sqlite_immediate=True),
+            expire_on_commit=False,
+            info=info,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error.
+
+        ``write=True`` takes SQLite's write lock up front; use it for anything that
+        writes after it has read, or prefer :meth:`transact`, which also retries.
+        """
+        factory = self._writes if write else self._reads
+        with factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def transact(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``work(session, *args, **kwargs)`` in one write transaction, retrying it
+        while the database is locked by another process."""
+        for attempt in range(RETRIES):
+            try:
+                with self.session(write=True) as session:
+                    return work(session, *args, **kwargs)
+            except OperationalError as exc:
+                if not is_locked(exc) or attempt == RETRIES - 1:
+                    raise
+                pause = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                log.warning("database locked; retrying in %.2f s", pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def run_dir(self, run_id: int) -> Path:
+        """Folder of one run's checkpoints and exports."""
+        return self.data_dir / "runs" / str(int(run_id))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; BEGIN IMMEDIATE for
+    writes.
+
+    pysqlite's own transaction handling is turned off so that SQLAlchemy's ``begin``
+    event decides how each transaction starts (the SQLAlchemy docs' recipe).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def open_store(url: str | None = None, upgrade: bool = True) -> Store:
+    """Open (creating and upgrading to the latest migration) the store at ``url``."""
+    from storage.migrations import upgrade_to_head
+
+    url = to_url(url) if url else default_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        db_path = Path(parsed.database)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        data_dir = db_path.parent
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    elif parsed.get_backend_name() == "sqlite":
+        raise ValueError(
+            f"{url}: an in-memory SQLite store cannot be shared with worker "
+            "processes; give a file path."
+        )
+    else:
+        data_dir = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+        engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    store = Store(url, engine, data_dir)
+    if upgrade:
+        upgrade_to_head(engine)
+    return store
