@@ -37,20 +37,14 @@ def configure_threads(threads: int) -> None:
 def data_spec_from_args(args: argparse.Namespace):
     """Read the data once, complete the column mapping from the flags, prepare it."""
     raw = load_raw(args.data, args.items)
-    guessed = guess_mapping_or_none(raw)
-    fields = guessed.to_dict() if guessed else {"intent_candidates": ()}
+    fields = guess_mapping(raw, user=args.user, item=args.item).to_dict()
     for key, flag in (
-        ("user", args.user),
-        ("item", args.item),
         ("time", args.time),
         ("intent", args.intent),
         ("name", args.name_column),
     ):
         if flag is not None:
             fields[key] = None if flag.lower() == "none" else flag
-    if not fields.get("user") or not fields.get("item"):
-        # let the guesser raise its message naming the columns
-        guess_mapping(raw)
     mapping = ColumnMapping.from_dict(
         {k: fields.get(k) for k in ("user", "item", "time", "intent", "name")}
         | {"intent_candidates": tuple(fields.get("intent_candidates", ()))}
@@ -70,15 +64,6 @@ def data_spec_from_args(args: argparse.Namespace):
     )
     dataset = prepare(raw, mapping, filters, name=dataset_name(spec))
     return spec, dataset
-
-
-def guess_mapping_or_none(raw) -> ColumnMapping | None:
-    from engine.errors import DataError
-
-    try:
-        return guess_mapping(raw)
-    except DataError:
-        return None
 
 
 def train(args: argparse.Namespace) -> int:

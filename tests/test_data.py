@@ -29,11 +29,14 @@ def small_log(tmp_path: Path) -> Path:
         "b,10,1\nb,30,2\nb,20,3\n"
         "c,10,1\nc,20,2\n",
     )
-    write(tmp_path / "items.csv", "item_id,category,seller\n10,x,s1\n20,y,s1\n30,x,s2\n40,,s2\n")
+    write(
+        tmp_path / "items.csv",
+        "item_id,category,seller\n10,x,s1\n20,y,s1\n30,x,s2\n40,,s2\n",
+    )
     return tmp_path
 
 
-# ---- reading --------------------------------------------------------------------------------
+# ---- reading
 
 
 def test_shared_layout_is_detected_and_mapped(ml_small):
@@ -51,7 +54,12 @@ def test_recbole_atomic_files():
     raw_dir = require_data("ml-100k") / "raw"
     raw = load_raw(raw_dir / "ml-100k.inter")
     assert raw.items_path == raw_dir / "ml-100k.item"
-    assert list(raw.interactions.columns) == ["user_id", "item_id", "rating", "timestamp"]
+    assert list(raw.interactions.columns) == [
+        "user_id",
+        "item_id",
+        "rating",
+        "timestamp",
+    ]
     dataset = prepare(raw)
     # class is a token_seq of genres: the first genre becomes the intent
     assert dataset.mapping.intent == "class"
@@ -63,7 +71,9 @@ def test_recbole_atomic_files():
 @pytest.mark.parametrize("sep,suffix", [(";", ".csv"), ("\t", ".tsv"), ("|", ".txt")])
 def test_delimiters_are_sniffed(tmp_path, sep, suffix):
     rows = ["user,item,time", "1,5,1", "1,6,2", "1,7,3", "2,5,1", "2,7,2", "2,6,3"]
-    path = write(tmp_path / f"log{suffix}", "\n".join(r.replace(",", sep) for r in rows))
+    path = write(
+        tmp_path / f"log{suffix}", "\n".join(r.replace(",", sep) for r in rows)
+    )
     dataset = prepare(load_raw(path), ColumnMapping("user", "item", "time"))
     assert dataset.stats["interactions"] == 6
 
@@ -87,7 +97,7 @@ def test_windows_1252_text_is_read(tmp_path):
     assert "Café" in set(dataset.item_names)
 
 
-# ---- preparing ------------------------------------------------------------------------------
+# ---- preparing
 
 
 def test_time_order_unknown_intent_and_notes(tmp_path):
@@ -96,7 +106,9 @@ def test_time_order_unknown_intent_and_notes(tmp_path):
     labels = dataset.item_ids[dataset.sequence(a)].tolist()
     assert labels == ["20", "30", "10", "40"]
     # the item without a category gets the explicit unknown intent, and it is reported
-    intent_of_40 = dataset.intent_names[dataset.item_intent[list(dataset.item_ids).index("40")]]
+    intent_of_40 = dataset.intent_names[
+        dataset.item_intent[list(dataset.item_ids).index("40")]
+    ]
     assert intent_of_40 == UNKNOWN_INTENT
     assert dataset.stats["unknown_intent_items"] == 1
     assert any("no value in the intent column" in n for n in dataset.notes)
@@ -106,7 +118,9 @@ def test_time_order_unknown_intent_and_notes(tmp_path):
 
 def test_other_intent_column_is_another_data_version(tmp_path):
     raw = load_raw(small_log(tmp_path))
-    by_category = prepare(raw, ColumnMapping("user_id", "item_id", "timestamp", "category"))
+    by_category = prepare(
+        raw, ColumnMapping("user_id", "item_id", "timestamp", "category")
+    )
     by_seller = prepare(raw, ColumnMapping("user_id", "item_id", "timestamp", "seller"))
     assert by_category.hash != by_seller.hash
     assert by_seller.num_intents == 2
@@ -124,7 +138,9 @@ def test_filters_and_statistics_before_and_after(tmp_path):
     assert dict(zip(hist["freq"], hist["items"])) == {1: 1, 3: 2, 2: 1}
 
 
-@pytest.mark.parametrize("keep,expected", [("first", ["1", "2", "3"]), ("last", ["2", "1", "3"])])
+@pytest.mark.parametrize(
+    "keep,expected", [("first", ["1", "2", "3"]), ("last", ["2", "1", "3"])]
+)
 def test_duplicate_rows(tmp_path, keep, expected):
     path = write(tmp_path / "log.csv", "u,i,t\nx,1,1\nx,2,2\nx,1,3\nx,3,4\n")
     raw = load_raw(path)
@@ -141,17 +157,21 @@ def test_seeded_random_tie_break(tmp_path):
     file_order = prepare(raw, mapping)
     shuffled = prepare(raw, mapping, Filters(tie_break="random", tie_seed=3))
     again = prepare(raw, mapping, Filters(tie_break="random", tie_seed=3))
-    assert file_order.item_ids[file_order.sequence(0)].tolist() == [str(i) for i in range(1, 30)]
+    assert file_order.item_ids[file_order.sequence(0)].tolist() == [
+        str(i) for i in range(1, 30)
+    ]
     assert shuffled.hash == again.hash != file_order.hash
 
 
 def test_dates_are_times(tmp_path):
-    path = write(tmp_path / "log.csv", "u,i,t\nx,1,2021-03-02\nx,2,2021-03-01\nx,3,2021-03-05\n")
+    path = write(
+        tmp_path / "log.csv", "u,i,t\nx,1,2021-03-02\nx,2,2021-03-01\nx,3,2021-03-05\n"
+    )
     dataset = prepare(load_raw(path), ColumnMapping("u", "i", "t"))
     assert dataset.item_ids[dataset.sequence(0)].tolist() == ["2", "1", "3"]
 
 
-# ---- splitting and negatives ----------------------------------------------------------------
+# ---- splitting and negatives
 
 
 def test_leave_last_two_out(tmp_path):
@@ -160,14 +180,16 @@ def test_leave_last_two_out(tmp_path):
     a, c = list(dataset.user_ids).index("a"), list(dataset.user_ids).index("c")
     labels = dataset.item_ids
     assert labels[split.train_sequence(a)].tolist() == ["20", "30"]
-    assert labels[split.valid_target[a]] == "10" and labels[split.test_target[a]] == "40"
+    assert (
+        labels[split.valid_target[a]] == "10" and labels[split.test_target[a]] == "40"
+    )
     # a user with two interactions trains only
     assert labels[split.train_sequence(c)].tolist() == ["10", "20"]
     assert split.valid_target[c] == 0 and c not in split.eval_users
 
 
 def test_test_items_never_reach_training_input(ciao_split):
-    for row, user in enumerate(ciao_split.eval_users[:300]):
+    for user in ciao_split.eval_users[:300]:
         train = ciao_split.train_sequence(user)
         full = ciao_split.dataset.sequence(user)
         assert len(train) == len(full) - 2
@@ -195,7 +217,7 @@ def test_negatives_follow_popularity(ciao_split):
     drawn = np.bincount(ciao_split.negatives.ravel(), minlength=dataset.num_items + 1)
     popular = counts >= 5
     rare = counts == 1
-    # items seen five or more times are drawn far more often per item than items seen once
+    # items seen five or more times are drawn far more often each than items seen once
     assert drawn[popular].mean() > 3 * drawn[rare].mean()
 
 
@@ -219,7 +241,7 @@ def test_loading_the_largest_set_takes_seconds():
     assert dataset.num_intents == 32
 
 
-# ---- bad input ------------------------------------------------------------------------------
+# ---- bad input
 
 
 def test_missing_file(tmp_path):

@@ -45,7 +45,9 @@ class _ScoreById(Recommender):
     trainable = False
 
     def __init__(self, num_items: int, constant: bool = False):
-        context = ModelContext(num_items, 1, 1, torch.zeros(num_items + 1), torch.zeros(1))
+        context = ModelContext(
+            num_items, 1, 1, torch.zeros(num_items + 1), torch.zeros(1)
+        )
         super().__init__(None, context)
         self.constant = constant
 
@@ -112,7 +114,9 @@ def test_full_protocol_excludes_history_but_not_the_target():
 
 @pytest.mark.parametrize("protocol", ["sampled", "full"])
 def test_constant_model_scores_zero(protocol):
-    result = evaluate(_ScoreById(8, constant=True), _toy_split(), "valid", protocol, ks=(1,))
+    result = evaluate(
+        _ScoreById(8, constant=True), _toy_split(), "valid", protocol, ks=(1,)
+    )
     assert result.metrics["HR@1"] == 0.0
     assert result.metrics["NDCG@1"] == 0.0
 

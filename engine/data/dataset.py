@@ -156,18 +156,27 @@ class Dataset:
         return np.diff(self.offsets)
 
 
-def guess_mapping(raw: RawData) -> ColumnMapping:
-    """Pick columns by their usual names; raise naming the columns when no guess is
-    safe."""
+def guess_mapping(
+    raw: RawData, user: str | None = None, item: str | None = None
+) -> ColumnMapping:
+    """Pick columns by their usual names, around any the caller already knows; raise
+    naming the columns when no guess is safe."""
     inter_cols = list(raw.interactions.columns)
     item_cols = list(raw.items.columns) if raw.items is not None else []
-    user = _pick(inter_cols, _USER_NAMES)
-    item = _pick(inter_cols, _ITEM_NAMES)
-    if user is None or item is None:
-        raise DataError(
-            f"{raw.interactions_path}: cannot tell the user and item columns apart "
-            f"(columns: {', '.join(inter_cols)}). Name them with --user and --item."
-        )
+    user = user or _pick(inter_cols, _USER_NAMES)
+    item = item or _pick(inter_cols, _ITEM_NAMES)
+    for role, column, flag in (("users", user, "--user"), ("items", item, "--item")):
+        if column is None:
+            raise DataError(
+                f"{raw.interactions_path}: cannot tell which column holds the {role} "
+                f"(columns: {', '.join(inter_cols)}). Name it with {flag}."
+            )
+        if column not in inter_cols:
+            raise DataError(
+                f"{raw.interactions_path}: there is no column {column!r} for the "
+                f"{role} (columns: {', '.join(inter_cols)}). Name the right one with "
+                f"{flag}."
+            )
     time = _pick(inter_cols, _TIME_NAMES)
     attrs = [c for c in item_cols if c != item] or [
         c for c in inter_cols if c not in (user, item, time)
