@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_train_command(sub)
+    from app.compare_command import add_compare_command  # imports app.cli itself
+
+    add_compare_command(sub)
     commands.add_other_commands(sub)
     store_commands.add_store_commands(sub)
     return parser

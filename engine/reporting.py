@@ -62,7 +62,7 @@ def model_group(model: str) -> str:
     return OTHER_GROUP
 
 
-def _model_rank(model: str) -> tuple[int, int]:
+def model_order(model: str) -> tuple[int, int]:
     """Sort key that lays models out as the paper's Table 2 does."""
     groups = [*GROUPS, OTHER_GROUP]
     group = model_group(model)
@@ -249,9 +249,9 @@ def _stats(runs: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
 
 def _best_mask(mean: pd.DataFrame, axis: int) -> pd.DataFrame:
     """True where a mean equals the best of its row (axis=1) or column (axis=0) at
-    the shown precision."""
+    the shown precision; a best of zero is no achievement and stays plain."""
     shown = mean.round(DIGITS)
-    return shown.eq(shown.max(axis=axis), axis=1 - axis) & shown.notna()
+    return shown.eq(shown.max(axis=axis), axis=1 - axis) & (shown > 0)
 
 
 # ---- Table 2: models side by side
@@ -271,7 +271,7 @@ def comparison_table(
     metrics = [m for m in metrics if m in runs.columns]
     protocols = _ordered(runs["protocol"], PROTOCOL_ORDER)
     model_of = dict(zip(runs["label"], runs["model"]))
-    labels = sorted(model_of, key=lambda label: _model_rank(model_of[label]))
+    labels = sorted(model_of, key=lambda label: model_order(model_of[label]))
     columns = pd.MultiIndex.from_tuples(
         [(model_group(model_of[label]), label) for label in labels],
         names=["group", "model"],

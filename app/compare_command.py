@@ -1,0 +1,543 @@
+"""``python main.py compare``: train models over seeds and tabulate them like the paper.
+
+Every (model, configuration, seed, k) is one run, trained in this process exactly as
+``train`` does. A finished run leaves ``DIR/runs/<key>.json`` (summary and full
+configuration) and ``DIR/runs/<key>.per_user.parquet`` (its test per-user results);
+the key hashes the model, its configuration, the training settings, the column
+mapping, the filters and the content hash of the prepared data, so a rerun skips what
+is done and anything changed is trained anew. An interrupted run resumes from its
+checkpoint in ``DIR/runs/<key>.ckpt``.
+
+Outputs in DIR: ``table2`` (the paper's Table 2), ``significance`` (CaFe against every
+baseline), ``table3-ablation`` with ``--ablation`` and ``figure4-sweep`` (+ a PNG) when
+``--min-item-freq`` lists several k; each as .md, .csv and .tex; and ``runs.csv``.
+
+``--protocol both`` trains once per run, chooses the best epoch on the sampled
+validation set and reports that checkpoint under both protocols; the full-ranking
+numbers are therefore of a checkpoint chosen on sampled validation (said in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from app.cli import add_config_arguments, add_data_arguments, add_model_arguments
+from app.commands import configure_threads, data_spec_from_args, result_summary
+from app.progress import ProgressPrinter
+from engine import reporting
+from engine.errors import ConfigError
+from engine.experiment import DataSpec, RunSpec, build_run, dataset_name, make_trainer
+from engine.models import REGISTRY
+from engine.training import Finished, TrainConfig
+
+# set by the command itself: --seeds and --protocol replace the single-run flags
+OWN_TRAIN_FIELDS = ("seed", "protocol", "also_evaluate")
+PROTOCOL_CHOICES = ("sampled", "full", "both")
+TARGET = "cafe"
+SWEEP_REFERENCE, SWEEP_FALLBACK = "bert4rec", "sasrec"
+
+# the paper's Table 3 ladder: (1) fuse_intent, (2) intent_loss, (3) local heads,
+# (4) joint_inference; all off is the SASRec backbone
+ABLATION_LADDER: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("backbone", {"fuse_intent": False, "intent_loss": False, "local_heads": 0,
+                  "joint_inference": False}),
+    ("+(1)", {"fuse_intent": True, "intent_loss": False, "local_heads": 0,
+              "joint_inference": False}),
+    ("+(1)(2)", {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
+                 "joint_inference": False}),
+    ("+(1)(2)(3)", {"fuse_intent": True, "intent_loss": True, "local_heads": None,
+                    "joint_inference": False}),
+    ("+(1)(2)(4)", {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
+                    "joint_inference": True}),
+    ("+(1)(2)(3)(4)", {"fuse_intent": True, "intent_loss": True, "local_heads": None,
+                       "joint_inference": True}),
+)  # fmt: skip
+
+
+# ---- arguments
+# ----------------------------------------------------------------------------
+
+
+def add_compare_command(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="Train several models over several seeds; write paper-style tables.",
+        description=(
+            "Train each model with each seed (resuming what DIR already holds) and "
+            "write the CaFe paper's Table 2 (mean ± std over seeds, best in bold, "
+            "CaFe's improvement over the best baseline, paired significance tests), "
+            "optionally the Table 3 ablation and the Figure 4 sparsity sweep, as "
+            "Markdown, CSV and LaTeX. One line per finished run goes to stderr."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        # --min-item-freq is redefined below to take a list
+        conflict_handler="resolve",
+    )
+    add_data_arguments(p)
+    p.add_argument(
+        "--min-item-freq",
+        type=int_list,
+        default="1",
+        help="Minimum interactions per item k, comma-separated. Tables 2 and 3 use "
+        "the first; several values also run the Figure 4 sweep of CaFe against "
+        "BERT4Rec (SASRec when BERT4Rec is not available) at each k.",
+    )
+    g = p.add_argument_group("comparison")
+    g.add_argument(
+        "--models",
+        type=name_list,
+        default=None,
+        help="Models, comma-separated (default: every registered model). intentpop, "
+        "the sanity baseline, is always added.",
+    )
+    g.add_argument("--seeds", type=int_list, default="1,2,3", help="Seeds.")
+    g.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        default="sampled",
+        help="Evaluation protocol; 'both' chooses epochs on sampled validation and "
+        "reports both side by side.",
+    )
+    g.add_argument(
+        "--ablation", action="store_true", help="Also run CaFe's Table 3 ladder."
+    )
+    g.add_argument(
+        "--out", default=None, help="Output folder (default ./out/compare-DATASET)."
+    )
+    g.add_argument("--threads", type=int, default=0, help="Torch CPU threads (0: all).")
+    g.add_argument("--quiet", action="store_true", help="No training progress.")
+    add_config_arguments(p.add_argument_group("training"), _shared_train_fields())
+    add_model_arguments(
+        p.add_argument_group(
+            "model hyperparameters (applied to every chosen model that has them)"
+        )
+    )
+    p.set_defaults(handler=compare)
+
+
+def _shared_train_fields() -> type:
+    """TrainConfig without the fields compare sets itself, for the training flags."""
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in OWN_TRAIN_FIELDS
+    ]
+    return dataclasses.make_dataclass("CompareTrainConfig", fields)
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, not {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return list(dict.fromkeys(values))
+
+
+def name_list(text: str) -> list[str]:
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one model name")
+    return list(dict.fromkeys(names))
+
+
+# ---- what to run
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to do: the table column it fills, the model and its settings."""
+
+    table: str  # "table2", "ablation" or "sweep"
+    label: str
+    model: str
+    model_config: tuple[tuple[str, Any], ...]
+    k: int
+    seed: int
+
+
+def chosen_models(requested: list[str] | None) -> list[str]:
+    """The requested models in table order, intentpop added; unknown names fail."""
+    available = sorted(REGISTRY, key=reporting.model_order)
+    if requested is None:
+        return available
+    unknown = [name for name in requested if name not in REGISTRY]
+    if unknown:
+        raise ConfigError(
+            f"No model named {', '.join(unknown)}; registered models are "
+            f"{', '.join(available)}."
+        )
+    models = list(requested)
+    if "intentpop" not in models and "intentpop" in REGISTRY:
+        models.append("intentpop")
+        note("intentpop, the sanity baseline, is always compared; added it.")
+    return sorted(models, key=reporting.model_order)
+
+
+def model_settings(args: argparse.Namespace, trained: list[str]) -> dict[str, dict]:
+    """Per model, the hyperparameter flags that apply to it; a flag that applies to
+    none of the models to be trained is an error."""
+    given = {
+        key.removeprefix("model__"): value
+        for key, value in vars(args).items()
+        if key.startswith("model__") and value is not None
+    }
+    settings = {model: applicable(given, model) for model in REGISTRY}
+    stray = sorted(set(given).difference(*(settings[m] for m in trained)))
+    if stray:
+        names = ", ".join("--" + s.replace("_", "-") for s in stray)
+        raise ConfigError(f"{names} applies to none of {', '.join(trained)}.")
+    return settings
+
+
+def applicable(given: dict[str, Any], model: str) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(REGISTRY[model].config_class)}
+    return {key: value for key, value in given.items() if key in fields}
+
+
+def sweep_reference() -> str:
+    if SWEEP_REFERENCE in REGISTRY:
+        return SWEEP_REFERENCE
+    note(
+        f"{SWEEP_REFERENCE} is not registered; the sparsity sweep compares CaFe "
+        f"against {SWEEP_FALLBACK} instead of the paper's BERT4Rec."
+    )
+    return SWEEP_FALLBACK
+
+
+def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[Job], str | None]:
+    """Every job of this invocation, and the sweep's reference model (or None)."""
+    first_k, jobs = args.min_item_freq[0], []
+    reference = sweep_reference() if len(args.min_item_freq) > 1 else None
+    trained = list(models)
+    if args.ablation or reference is not None:
+        trained.append(TARGET)
+    if reference is not None:
+        trained.append(reference)
+    settings = model_settings(args, trained)
+
+    def add(table, label, model, config, k):
+        items = tuple(sorted(config.items()))
+        jobs.extend(Job(table, label, model, items, k, s) for s in args.seeds)
+
+    # Table 2 at the first k
+    for model in models:
+        add("table2", model, model, settings[model], first_k)
+
+    # Table 3: switch (3) on means the chosen local heads, or the default when 0
+    if args.ablation:
+        default_local = REGISTRY[TARGET].config_class().local_heads
+        local = settings[TARGET].get("local_heads") or default_local
+        for label, switches in ABLATION_LADDER:
+            step = {k: (local if v is None else v) for k, v in switches.items()}
+            add("ablation", label, TARGET, settings[TARGET] | step, first_k)
+
+    # Figure 4: CaFe and the reference at every k
+    if reference is not None:
+        for k in args.min_item_freq:
+            add("sweep", TARGET, TARGET, settings[TARGET], k)
+            add("sweep", reference, reference, settings[reference], k)
+    return jobs, reference
+
+
+def train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The training flags, with the protocol the comparison asks for."""
+    train = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in OWN_TRAIN_FIELDS
+    }
+    if args.protocol == "both":
+        return train | {"protocol": "sampled", "also_evaluate": "full"}
+    return train | {"protocol": args.protocol, "also_evaluate": ""}
+
+
+def protocols_of(choice: str) -> list[str]:
+    return ["sampled", "full"] if choice == "both" else [choice]
+
+
+# ---- doing one run, or finding it done
+# ------------------------------------------------------------
+
+
+def run_key(spec: RunSpec, dataset) -> str:
+    """File name of a run: readable prefix, then a digest of everything that decides
+    its result (the data's location does not; its content hash does)."""
+    identity = {
+        "model": spec.model,
+        "model_config": spec.model_config,
+        "train": {k: v for k, v in spec.train.items() if k != "also_evaluate"},
+        "mapping": spec.data.mapping,
+        "filters": spec.data.filters,
+        "dataset_hash": dataset.hash,
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    k = spec.data.filters.get("min_item_freq")
+    return f"{spec.model}__k{k}__seed{spec.train['seed']}__{digest}"
+
+
+def load_done(
+    folder: Path, key: str, spec: RunSpec, dataset, protocols: list[str]
+) -> tuple[dict, pd.DataFrame] | None:
+    """A finished run's summary and per-user results, when they match this run and
+    hold every protocol asked for; None otherwise."""
+    summary_path = folder / f"{key}.json"
+    users_path = folder / f"{key}.per_user.parquet"
+    if not (summary_path.exists() and users_path.exists()):
+        return None
+    try:
+        saved = json.loads(summary_path.read_text(encoding="utf-8"))
+        users = pd.read_parquet(users_path)
+    except (OSError, ValueError) as exc:
+        note(f"{summary_path.name} is unreadable ({exc}); training it again.")
+        return None
+    same = (
+        saved.get("dataset_hash") == dataset.hash
+        and saved.get("spec", {}).get("model_config") == spec.model_config
+        and _without_extra(saved.get("spec", {}).get("train", {}))
+        == _without_extra(spec.train)
+    )
+    if not same or not set(protocols) <= set(users["protocol"]):
+        return None
+    return saved, users
+
+
+def _without_extra(train: dict) -> dict:
+    return {k: v for k, v in train.items() if k != "also_evaluate"}
+
+
+def train_one(
+    folder: Path, key: str, spec: RunSpec, dataset, quiet: bool
+) -> tuple[dict, pd.DataFrame]:
+    """Train and evaluate one run, resuming its checkpoint; save and return it."""
+    run = build_run(spec, dataset)
+    printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
+    checkpoints = folder / f"{key}.ckpt"
+    trainer = make_trainer(run, checkpoint_dir=checkpoints)
+    if trainer.resume():
+        note(f"{key}: resuming from its checkpoint at epoch {trainer.state.epoch}.")
+    result = None
+    for event in trainer.run():
+        printer(event)
+        if isinstance(event, Finished):
+            result = event.result
+    if result is None or result.test is None:
+        raise ConfigError(f"run {key} ended without a test evaluation.")
+
+    # the run's own protocol, then the one also evaluated on the same checkpoint
+    evaluations = [result.test] + ([result.extra["test"]] if result.extra else [])
+    users = pd.concat(
+        [e.per_user.assign(protocol=e.protocol) for e in evaluations],
+        ignore_index=True,
+    )
+    summary = result_summary(spec, dataset, result) | {
+        "key": key,
+        "spec": spec.to_dict(),
+        "min_item_freq": spec.data.filters.get("min_item_freq"),
+    }
+    save_done(folder, key, summary, users)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return summary, users
+
+
+def save_done(folder: Path, key: str, summary: dict, users: pd.DataFrame) -> None:
+    """Per-user results first and the summary last, each by rename: a summary on
+    disk means the run is complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{key}.per_user.parquet.partial"
+    users.to_parquet(partial, index=False)
+    partial.replace(folder / f"{key}.per_user.parquet")
+    partial = folder / f"{key}.json.partial"
+    partial.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    partial.replace(folder / f"{key}.json")
+
+
+def metrics_by_protocol(summary: dict) -> dict[str, dict[str, float]]:
+    """Test metrics of a saved run per protocol."""
+    found = {summary["protocol"]: summary["test"]}
+    for protocol, splits in (summary.get("also") or {}).items():
+        found[protocol] = splits["test"]
+    return found
+
+
+# ---- the command
+# --------------------------------------------------------------------------
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
+
+
+def compare(args: argparse.Namespace) -> int:
+    configure_threads(args.threads)
+    models = chosen_models(args.models)
+    jobs, reference = plan(args, models)
+    name = dataset_name(DataSpec(path=str(args.data)))
+    out = Path(args.out) if args.out else Path("out") / f"compare-{name}"
+    runs, per_user = run_jobs(args, jobs, out / "runs")
+    runs.to_csv(out / "runs.csv", index=False)
+    written = [out / "runs.csv"]
+    written += write_tables(args, name, runs, per_user, out, reference)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def run_jobs(
+    args: argparse.Namespace, jobs: list[Job], folder: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Do or find every job; one row per (job, protocol) and their per-user rows."""
+    train, protocols = train_settings(args), protocols_of(args.protocol)
+    done: dict[str, tuple[dict, pd.DataFrame]] = {}
+    rows, users = [], []
+    position = 0
+    for k in args.min_item_freq:
+        batch = [job for job in jobs if job.k == k]
+        # the data is read and prepared once per k; with a seeded tie-break the
+        # first seed orders ties for every run, so all runs share one data version
+        data_args = argparse.Namespace(**vars(args) | {"min_item_freq": k})
+        data_args.seed = args.seeds[0]
+        data, dataset = data_spec_from_args(data_args)
+        for text in dataset.notes:
+            note(f"k={k}: {text}")
+        for job in batch:
+            position += 1
+            spec = RunSpec(
+                data, job.model, dict(job.model_config), train | {"seed": job.seed}
+            ).resolved()
+            key = run_key(spec, dataset)
+            began = time.perf_counter()
+            if key in done:
+                how = "same run as above"
+            elif (
+                found := load_done(folder, key, spec, dataset, protocols)
+            ) is not None:
+                done[key], how = found, "done before"
+            else:
+                done[key] = train_one(folder, key, spec, dataset, args.quiet)
+                how = f"trained in {time.perf_counter() - began:.1f}s"
+            summary, per_user = done[key]
+            found_metrics = metrics_by_protocol(summary)
+            ident = {"table": job.table, "label": job.label, "model": job.model}
+            ident |= {"seed": job.seed, "k": k, "key": key}
+            for protocol in protocols:
+                rows.append(ident | {"protocol": protocol} | found_metrics[protocol])
+            chosen = per_user[per_user["protocol"].isin(protocols)]
+            users.append(chosen.assign(**ident))
+            progress_line(position, len(jobs), job, found_metrics[protocols[0]], how)
+    return pd.DataFrame.from_records(rows), pd.concat(users, ignore_index=True)
+
+
+def progress_line(position: int, total: int, job: Job, metrics: dict, how: str):
+    shown = "  ".join(
+        f"{m} {metrics[m]:.4f}" for m in reporting.TABLE_METRICS if m in metrics
+    )
+    print(
+        f"[{position}/{total}] {job.label} seed {job.seed} k={job.k}: {shown} ({how})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def write_tables(args, name, runs, per_user, out: Path, reference) -> list[Path]:
+    """Table 2 and the significance table, the ablation and the sweep when run;
+    print the Markdown of each."""
+    seeds = ", ".join(map(str, args.seeds))
+    chosen_by = (
+        ["full: the checkpoint chosen on sampled validation, evaluated by full ranking"]
+        if args.protocol == "both"
+        else []
+    )
+    k = args.min_item_freq[0]
+    written = []
+
+    # Table 2 and CaFe against each baseline
+    main = runs[runs["table"] == "table2"]
+    main_users = per_user[per_user["table"] == "table2"]
+    grid = reporting.comparison_table(
+        main, main_users, title=f"{name} (k={k}): test metrics over seeds {seeds}"
+    )
+    grid.notes += chosen_by
+    written += reporting.write_grid(grid, out, "table2")
+    print(reporting.to_markdown(grid))
+    if TARGET in set(main["label"]) and main["label"].nunique() > 1:
+        title = f"{name} (k={k}): {TARGET} against each baseline, per-user NDCG@5"
+        table = reporting.significance_table(main_users, TARGET)
+        written += reporting.write_frame(table, out, "significance", title)
+        print(reporting.frame_to_markdown(table, title))
+
+    # Table 3: the ablation ladder
+    ladder = runs[runs["table"] == "ablation"]
+    if len(ladder):
+        grid = reporting.ablation_table(
+            ladder,
+            [label for label, _ in ABLATION_LADDER],
+            title=f"{name} (k={k}): CaFe ablation over seeds {seeds}",
+        )
+        grid.notes += chosen_by
+        written += reporting.write_grid(grid, out, "table3-ablation")
+        print(reporting.to_markdown(grid))
+
+    # Figure 4: the sparsity sweep
+    sweep = runs[runs["table"] == "sweep"]
+    if len(sweep):
+        grid = reporting.sweep_table(
+            sweep,
+            per_user[per_user["table"] == "sweep"],
+            TARGET,
+            reference,
+            title=f"{name}: {TARGET} against {reference} by minimum item frequency k",
+        )
+        grid.notes += chosen_by
+        written += reporting.write_grid(grid, out, "figure4-sweep")
+        png = plot_sweep(
+            grid, out / "figure4-sweep.png", f"{name}: {TARGET}", reference
+        )
+        written.append(png)
+        print(reporting.to_markdown(grid))
+    return written
+
+
+def plot_sweep(grid: reporting.Grid, path: Path, title: str, reference: str) -> Path:
+    """CaFe's improvement over the reference at each k, one line per protocol and
+    metric, like the paper's Figure 4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    improvement = [c for c in grid.extra.columns if c.endswith(reporting.IMPROVEMENT)]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
+    for protocol in grid.extra.index.get_level_values("protocol").unique():
+        rows = grid.extra.xs(protocol, level="protocol")
+        for column in improvement:
+            metric = column.removesuffix(" " + reporting.IMPROVEMENT)
+            ax.plot(
+                [str(k) for k in rows.index],
+                rows[column].to_numpy(),
+                marker="o",
+                label=f"{metric} ({protocol})",
+            )
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("minimum interactions per item k")
+    ax.set_ylabel(f"improvement over {reference} (%)")
+    ax.set_title(f"{title} vs {reference}")
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
