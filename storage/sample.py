@@ -49,13 +49,28 @@ def fill_store(
             session.add(row)
             session.flush()
             dataset_ids.append(row.id)
-        run_ids = []
-        for _ in range(runs):
-            run_ids.append(_add_run(session, rng, dataset_ids, epochs, users))
+        plans = [_plan_run(rng, dataset_ids, epochs) for _ in range(runs)]
+        run_ids = list(
+            session.scalars(
+                insert(RunRow).returning(RunRow.id, sort_by_parameter_order=True),
+                [run for run, _ in plans],
+            )
+        )
+        metrics, per_user = [], []
+        for run_id, (_, records) in zip(run_ids, plans):
+            metrics += [
+                {"run_id": run_id, "epoch": e, "split": s, "name": n, "value": v}
+                for e, s, n, v in records
+            ]
+            per_user += _user_rows(rng, run_id, users)
+        session.execute(insert(MetricRow), metrics)
+        if per_user:
+            session.execute(insert(UserResultRow), per_user)
     return run_ids
 
 
-def _add_run(session, rng, dataset_ids, epochs: int, users: int) -> int:
+def _plan_run(rng, dataset_ids, epochs: int):
+    """One run's row and its metric records (epoch, split, name, value)."""
     model = str(rng.choice(MODELS))
     seed = int(rng.integers(0, 5))
     spec = {
@@ -67,27 +82,27 @@ def _add_run(session, rng, dataset_ids, epochs: int, users: int) -> int:
     quality = rng.uniform(0.1, 0.4, size=epochs)
     curve = np.maximum.accumulate(quality * np.linspace(0.3, 1.0, epochs))
     best_epoch = int(np.argmax(curve)) + 1
-    row = RunRow(
-        dataset_id=int(rng.choice(dataset_ids)),
-        model=model,
-        spec=spec,
-        seed=seed,
-        protocol="sampled",
-        status=str(rng.choice(STATUSES)),
-        device="cpu",
-        host="bench",
-        pid=None,
-        versions={},
-        started=utcnow(),
-        finished=utcnow(),
-        seconds=float(epochs),
-        epochs=epochs,
-        best_epoch=best_epoch,
-        stop_reason="epochs",
-        log="",
-    )
-    session.add(row)
-    session.flush()
+    now = utcnow()
+    run = {
+        "dataset_id": int(rng.choice(dataset_ids)),
+        "model": model,
+        "spec": spec,
+        "seed": seed,
+        "protocol": "sampled",
+        "status": str(rng.choice(STATUSES)),
+        "device": "cpu",
+        "host": "bench",
+        "pid": None,
+        "versions": {},
+        "created": now,
+        "started": now,
+        "finished": now,
+        "seconds": float(epochs),
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "stop_reason": "epochs",
+        "log": "",
+    }
 
     # every epoch: training loss and seconds, validation metrics and seconds
     records = []
@@ -102,29 +117,21 @@ def _add_run(session, rng, dataset_ids, epochs: int, users: int) -> int:
         records.append(
             (best_epoch, "test", name, float(curve[-1]) * (1 + 0.1 * offset))
         )
-    session.execute(
-        insert(MetricRow),
-        [
-            {"run_id": row.id, "epoch": e, "split": s, "name": n, "value": v}
-            for e, s, n, v in records
-        ],
-    )
-    if users:
-        ranks = rng.integers(0, 101, size=users)
-        session.execute(
-            insert(UserResultRow),
-            [
-                {
-                    "run_id": row.id,
-                    "which": "test",
-                    "user": u,
-                    "target": u + 1,
-                    "rank": int(ranks[u]),
-                    "candidates": 101,
-                    "history_len": 5,
-                    "target_train_freq": 3,
-                }
-                for u in range(users)
-            ],
-        )
-    return row.id
+    return run, records
+
+
+def _user_rows(rng, run_id: int, users: int) -> list[dict]:
+    ranks = rng.integers(0, 101, size=users)
+    return [
+        {
+            "run_id": run_id,
+            "which": "test",
+            "user": u,
+            "target": u + 1,
+            "rank": int(ranks[u]),
+            "candidates": 101,
+            "history_len": 5,
+            "target_train_freq": 3,
+        }
+        for u in range(users)
+    ]
