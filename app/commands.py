@@ -76,15 +76,30 @@ def train(args: argparse.Namespace) -> int:
     spec = RunSpec(
         data, args.model, model_overrides(args), train_overrides(args)
     ).resolved()
-    summary = execute_run(spec, dataset, quiet=args.quiet)
+    summary = execute_run(
+        spec, dataset, quiet=args.quiet, store=not args.no_store, db=args.db
+    )
     print_metrics(summary)
     if args.json:
         print_json(summary)
     return 0
 
 
-def execute_run(spec: RunSpec, dataset, quiet: bool = False) -> dict[str, Any]:
-    """Train and evaluate one run in this process; return its summary."""
+def execute_run(
+    spec: RunSpec,
+    dataset,
+    quiet: bool = False,
+    store: bool = False,
+    db: str | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one run in this process; return its summary.
+
+    With ``store`` the run is recorded in the run store at ``db`` (default: $CAFE_DB or
+    the user data folder) exactly as a worker records it, so an open workbench shows
+    it live; otherwise checkpoints go to a temporary folder and nothing is kept.
+    """
+    if store:
+        return execute_stored_run(spec, dataset, quiet, db)
     run = build_run(spec, dataset)
     printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="cafe-run-") as folder:
@@ -95,6 +110,37 @@ def execute_run(spec: RunSpec, dataset, quiet: bool = False) -> dict[str, Any]:
             if isinstance(event, Finished):
                 result = event.result
     return result_summary(spec, dataset, result)
+
+
+def execute_stored_run(
+    spec: RunSpec, dataset, quiet: bool, db: str | None
+) -> dict[str, Any]:
+    from app.worker import StopFlag, run_stored
+    from storage import open_store
+    from storage import queries as q
+
+    store = open_store(db)
+    try:
+
+        def create(session):
+            dataset_id = q.register_dataset(session, spec.data.to_dict(), dataset)
+            return q.create_run(session, spec.to_dict(), dataset_id)
+
+        run_id = store.transact(create)
+        printer = ProgressPrinter(spec.train.get("metric", "NDCG@5"), quiet=quiet)
+        # Ctrl-C or SIGTERM stops after the batch and keeps a resumable checkpoint
+        with StopFlag().installed() as flag:
+            result = run_stored(
+                store, run_id, dataset=dataset, observe=printer, should_stop=flag
+            )
+    finally:
+        store.dispose()
+    if result.stop_reason == "cancelled":
+        print(
+            f"run {run_id} cancelled; continue it with: main.py resume --run {run_id}",
+            file=sys.stderr,
+        )
+    return {"run": run_id, **result_summary(spec, dataset, result)}
 
 
 def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:

@@ -79,21 +79,21 @@ def _execute(args, resume: bool, emit, quiet: bool = True) -> int:
     _threads(args.threads)
     store = open_store(args.db)
     flag = StopFlag()
-    flag.install()
     printer = None
     if emit is None:
         with store.session() as session:
             spec = q.run_spec(session, args.run)
         printer = ProgressPrinter(spec["train"].get("metric", "NDCG@5"), quiet=quiet)
     try:
-        result = run_stored(
-            store,
-            args.run,
-            resume=resume,
-            emit=emit,
-            observe=printer,
-            should_stop=flag,
-        )
+        with flag.installed():
+            result = run_stored(
+                store,
+                args.run,
+                resume=resume,
+                emit=emit,
+                observe=printer,
+                should_stop=flag,
+            )
     finally:
         store.dispose()
     if result is not None and printer is not None and result.test is not None:

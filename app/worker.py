@@ -22,7 +22,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -128,13 +129,22 @@ class StopFlag:
     def __call__(self) -> bool:
         return self.stopped
 
-    def install(self) -> None:
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        """Catch SIGTERM and SIGINT while inside; the old handlers come back after."""
+
         def handler(signum, _frame):
             log.warning("signal %d: stopping after this batch", signum)
             self.stopped = True
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in before:
+            signal.signal(sig, handler)
+        try:
+            yield self
+        finally:
+            for sig, old in before.items():
+                signal.signal(sig, old)
 
 
 class JsonLines:
@@ -294,6 +304,7 @@ class Recorder:
         self.collector = collector
         # wall time counts on from what the run had spent before a resume
         self.t0 = time.perf_counter() - trainer.state.elapsed
+        self.metric = prepared.train_config.metric
 
     def __call__(self, event) -> None:
         if isinstance(event, Started):
@@ -377,9 +388,16 @@ class Recorder:
         for which, evaluated in (("valid", result.valid), ("test", result.test)):
             if evaluated is None:
                 continue
-            if not q.has_metrics(session, run_id, epoch, which):
+            if not q.has_metrics(session, run_id, epoch, which, self.metric):
                 q.add_metrics(session, run_id, epoch, which, evaluated.metrics)
             q.add_user_results(session, run_id, which, evaluated.per_user)
+        # the best checkpoint under a second protocol: names carry the protocol
+        for which, evaluated in result.extra.items():
+            named = {
+                f"{evaluated.protocol} {k}": v for k, v in evaluated.metrics.items()
+            }
+            if not q.has_metrics(session, run_id, epoch, which, next(iter(named))):
+                q.add_metrics(session, run_id, epoch, which, named)
         if maps:
             q.add_attention(session, run_id, max(result.epochs_trained, epoch), maps)
         for kind in ("best", "last"):

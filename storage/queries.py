@@ -281,11 +281,16 @@ def _summary(cls, run: RunRow, dataset_name: str, best: dict, **extra):
         epochs=run.epochs,
         max_epochs=int(train.get("epochs", 0)),
         best_epoch=run.best_epoch,
-        best={k: v for k, v in best.get("valid", {}).items() if k != "seconds"},
-        test={k: v for k, v in best.get("test", {}).items() if k != "seconds"},
+        best=_headline(best.get("valid", {})),
+        test=_headline(best.get("test", {})),
         error=run.error,
         **extra,
     )
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics of the run's own protocol: no durations, no "full NDCG@5" extras."""
+    return {k: v for k, v in metrics.items() if k != "seconds" and " " not in k}
 
 
 def get_run(session: Session, run_id: int) -> RunDetail:
@@ -502,19 +507,18 @@ def add_metrics(
     )
 
 
-def has_metrics(session: Session, run_id: int, epoch: int, split: str) -> bool:
-    return (
-        session.scalar(
-            select(MetricRow.id)
-            .where(
-                MetricRow.run_id == int(run_id),
-                MetricRow.epoch == int(epoch),
-                MetricRow.split == split,
-            )
-            .limit(1)
-        )
-        is not None
+def has_metrics(
+    session: Session, run_id: int, epoch: int, split: str, name: str | None = None
+) -> bool:
+    """Whether a run has numbers of this epoch and split (and name, when given)."""
+    query = select(MetricRow.id).where(
+        MetricRow.run_id == int(run_id),
+        MetricRow.epoch == int(epoch),
+        MetricRow.split == split,
     )
+    if name is not None:
+        query = query.where(MetricRow.name == name)
+    return session.scalar(query.limit(1)) is not None
 
 
 def drop_metrics_after(session: Session, run_id: int, epoch: int) -> None:
