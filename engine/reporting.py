@@ -101,12 +101,14 @@ def paired_test(a, b) -> PairedTest:
     if len(diff) < 2:
         return PairedTest(len(diff), float(diff.mean()) if len(diff) else math.nan,
                           math.nan, math.nan)  # fmt: skip
-    if not diff.any():
+    # differences below float noise count as none (equal ranks give equal metrics)
+    tiny = 1e-12 * max(1.0, float(np.abs(diff).max()))
+    if np.all(np.abs(diff) <= tiny):
         return PairedTest(len(diff), 0.0, 1.0, 1.0)
     with warnings.catch_warnings():
         # near-identical samples make scipy warn about precision; the p-value stands
         warnings.simplefilter("ignore", RuntimeWarning)
-        if np.ptp(diff) == 0:
+        if np.ptp(diff) <= tiny:
             t_p = 0.0
         else:
             t_p = float(stats.ttest_rel(a, b).pvalue)
