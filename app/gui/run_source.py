@@ -175,15 +175,18 @@ class FakeSource:
 
     def __init__(self, models: tuple[str, ...] = ("cafe", "sasrec")):
         from engine.experiment import DataSpec
+        from engine.models import model_class
 
         self.dataset = synthetic_dataset()
         self.runs: dict[int, PreparedRun] = {}
         self.results: dict[int, Any] = {}
         for run_id, model in enumerate(models, start=1):
+            fields = model_class(model).config_class.__dataclass_fields__
+            small = {k: v for k, v in (("hidden", 16), ("max_len", 20)) if k in fields}
             spec = RunSpec(
                 DataSpec("synthetic"),
                 model,
-                {"hidden": 16, "max_len": 20},
+                small,
                 {"seed": run_id, "device": "cpu"},
             ).resolved()
             run = build_run(spec, self.dataset)

@@ -1,0 +1,526 @@
+"""Selected runs side by side: the CaFe paper's Table 2, curves, bars, and where a model
+gains.
+
+Runs of one configuration (same model, settings, data and protocol; seeds aside) form
+one column, shown as mean ± std over their seeds. The table is ``engine.reporting``'s
+Table 2, so the command line's comparison and this view agree to the digit: best of
+each row in bold, CaFe's improvement over the best non-CaFe column in %. Below it:
+each run's validation curve, one colour per run; a bar per metric and configuration;
+and NDCG@5 broken down by how often the held-out item was trained on and by history
+length, from the stored per-user results. A warning names any difference in dataset
+version or protocol among the selected runs, because their numbers do not compare.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import dialogs, exports
+from app.gui.plots import add_curve, make_plot
+from app.gui.run_source import Comparison, RunSource
+from app.gui.tasks import Task, TaskState
+from app.gui.theme import SERIES
+from engine import reporting
+from engine.inspect import FREQUENCY_EDGES, LENGTH_EDGES, breakdown
+
+log = logging.getLogger(__name__)
+
+CAFE = "cafe"
+# settings that do not make a different configuration
+NOT_CONFIG = ("train.seed", "train.device", "train.eval_batch_size")
+METRIC_ORDER = ("NDCG@5", "HR@5", "NDCG@10", "HR@10", "MRR")
+BREAKDOWNS = {
+    "frequency": (
+        "target_train_freq",
+        FREQUENCY_EDGES,
+        "held-out item's training count",
+    ),
+    "length": ("history_len", LENGTH_EDGES, "history length read by the model"),
+}
+
+
+# ---- from stored runs to the report's tables
+
+
+def config_labels(runs: pd.DataFrame) -> pd.Series:
+    """One label per configuration: the model's name, plus the settings that tell its
+    configurations apart when one model has several."""
+    config_columns = [
+        c
+        for c in runs.columns
+        if (c.startswith(("model.", "train.")) and c not in NOT_CONFIG)
+        or c in ("dataset_hash", "protocol")
+    ]
+    keys = runs[config_columns].map(str).agg("|".join, axis=1)
+    labels = pd.Series(runs["model"].astype(str).to_numpy(), index=runs.index)
+    for model, rows in runs.groupby("model", sort=False):
+        configs = list(dict.fromkeys(keys[rows.index]))
+        if len(configs) < 2:
+            continue
+        varying = [
+            c
+            for c in config_columns
+            if rows[c].map(str).nunique() > 1 and c != "protocol"
+        ]
+        for index in rows.index:
+            parts = [f"{c.split('.', 1)[-1]}={runs.at[index, c]}" for c in varying[:2]]
+            number = configs.index(keys[index]) + 1
+            labels[index] = (
+                f"{model} ({', '.join(parts)})" if parts else f"{model} #{number}"
+            )
+    return labels
+
+
+def report_inputs(comparison: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``engine.reporting``'s two tables: runs (label, model, protocol, seed, test
+    metrics) and per-user test results, one row per (run, user)."""
+    runs = comparison.runs.copy()
+    runs["label"] = config_labels(runs)
+    metrics = {
+        c: c.removeprefix("test ") for c in runs.columns if c.startswith("test ")
+    }
+    table = runs[["id", "label", "model", "protocol", "seed", *metrics]].rename(
+        columns=metrics
+    )
+    frames = []
+    for _, run in table.iterrows():
+        per_user = comparison.per_user.get(int(run["id"]))
+        if per_user is not None and len(per_user):
+            frames.append(
+                per_user.assign(
+                    label=run["label"], protocol=run["protocol"], seed=run["seed"]
+                )
+            )
+    per_user = pd.concat(frames, ignore_index=True) if frames else None
+    return table, per_user
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    present = [c for c in runs.columns if "@" in c or c == "MRR"]
+    return [m for m in METRIC_ORDER if m in present] + [
+        m for m in present if m not in METRIC_ORDER
+    ]
+
+
+def comparison_grid(runs: pd.DataFrame, per_user: pd.DataFrame | None):
+    """Table 2 of the selected runs. With several CaFe configurations the best one is
+    compared, and only against the non-CaFe columns."""
+    metrics = metric_columns(runs)
+    cafe = [x for x in dict.fromkeys(runs.loc[runs["model"] == CAFE, "label"])]
+    if not cafe:
+        return reporting.comparison_table(runs, per_user, metrics, target=CAFE)
+    key = "NDCG@5" if "NDCG@5" in runs else metrics[0]
+    target = runs[runs["label"].isin(cafe)].groupby("label")[key].mean().idxmax()
+    grid = reporting.comparison_table(runs, per_user, metrics, target=target)
+    if len(cafe) > 1:
+        keep = (runs["model"] != CAFE) | (runs["label"] == target)
+        users = None if per_user is None else per_user[per_user["label"].isin(
+            set(runs.loc[keep, "label"]))]  # fmt: skip
+        grid.extra = reporting.comparison_table(
+            runs[keep], users, metrics, target=target
+        ).extra
+    return grid
+
+
+def mismatch_warnings(runs: pd.DataFrame) -> list[str]:
+    """Differences that make the selected runs' numbers incomparable."""
+    found = []
+    versions = runs.groupby("dataset_hash", sort=False)["id"].apply(list)
+    if len(versions) > 1:
+        parts = [
+            f"{runs.loc[runs['dataset_hash'] == h, 'dataset'].iloc[0]} "
+            f"{h[:8]} (runs {', '.join(f'#{i}' for i in ids)})"
+            for h, ids in versions.items()
+        ]
+        found.append("different dataset versions: " + "; ".join(parts))
+    protocols = runs.groupby("protocol", sort=False)["id"].apply(list)
+    if len(protocols) > 1:
+        parts = [
+            f"{p} (runs {', '.join(f'#{i}' for i in ids)})"
+            for p, ids in protocols.items()
+        ]
+        found.append("different protocols: " + "; ".join(parts))
+    return found
+
+
+def label_breakdowns(
+    per_user: pd.DataFrame | None, by: str, edges: Sequence[int], metric: str
+) -> dict[str, pd.DataFrame]:
+    """Per configuration, ``metric`` by bucket of ``by``, users of all seeds pooled."""
+    if per_user is None or metric not in per_user.columns:
+        return {}
+    return {
+        label: breakdown(rows, by, metric, edges)
+        for label, rows in per_user.groupby("label", sort=False)
+    }
+
+
+def load_comparison(state: TaskState, source: RunSource, ids: list[int]) -> Comparison:
+    state.progress(0.1, "reading the runs")
+    return source.comparison(ids)
+
+
+# ---- the view
+
+
+def grouped_bars(
+    plot: pg.PlotWidget,
+    groups: list[str],
+    series: dict[str, np.ndarray],
+    colours: dict[str, str],
+    errors=None,
+) -> None:
+    """Bars of each series side by side within each group, with a legend; error bars
+    only where there is a spread (several seeds)."""
+    plot.clear()
+    legend = plot.getPlotItem().legend
+    if legend is not None:
+        legend.clear()
+    count = max(1, len(series))
+    width = 0.8 / count
+    for index, (name, values) in enumerate(series.items()):
+        x = np.arange(len(groups)) + (index - (count - 1) / 2) * width
+        colour = colours.get(name, SERIES[index % len(SERIES)])
+        heights = np.nan_to_num(np.asarray(values, dtype=float))
+        bars = pg.BarGraphItem(
+            x=x, height=heights, width=width * 0.92, brush=colour, pen=None, name=name
+        )
+        plot.addItem(bars)
+        spread = None if errors is None else errors.get(name)
+        spread = (
+            np.nan_to_num(np.asarray(spread, dtype=float))
+            if spread is not None
+            else None
+        )
+        if spread is not None and spread.any():
+            plot.addItem(
+                pg.ErrorBarItem(
+                    x=x, y=heights, height=2 * spread, beam=width * 0.4,
+                    pen=pg.mkPen("#404040"),
+                )
+            )  # fmt: skip
+    plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(groups))])
+    plot.setXRange(-0.6, len(groups) - 0.4, padding=0)
+
+
+class CompareView(QWidget):
+    """Warning and table on top, bars beside it; curves and breakdowns below."""
+
+    compared = Signal()
+    failed = Signal(str)
+
+    def __init__(self, source: RunSource, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.source = source
+        self.task: Task | None = None
+        self.comparison: Comparison | None = None
+        self.runs: pd.DataFrame | None = None
+        self.per_user: pd.DataFrame | None = None
+        self.grid = None
+        self.breakdowns: dict[str, dict[str, pd.DataFrame]] = {}
+        self._build()
+
+    def _build(self) -> None:
+        self.heading = QLabel("Select runs in the runs table and choose Compare.")
+        self.heading.setWordWrap(True)
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b03000; font-weight: bold;")
+        self.warning.setVisible(False)
+        self.metric_box = QComboBox()
+        self.metric_box.setMinimumWidth(100)
+        self.metric_box.setToolTip("Metric of the curves and the breakdowns")
+        self.export_button = exports.export_button(self, self._exports())
+
+        self.table = QTableWidget()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.bars = make_plot("Test metrics", "metric", "value")
+        self.bars.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.curves = make_plot("Validation curves", "epoch", "NDCG@5")
+        self.curves.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.by_frequency = make_plot(
+            "NDCG@5 by target frequency", BREAKDOWNS["frequency"][2], "NDCG@5"
+        )
+        self.by_frequency.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.by_length = make_plot(
+            "NDCG@5 by history length", BREAKDOWNS["length"][2], "NDCG@5"
+        )
+        self.by_length.addLegend(offset=(10, 10), labelTextSize="8pt")
+        for plot in (self.bars, self.curves, self.by_frequency, self.by_length):
+            plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+            plot.getPlotItem().legend.setBrush(pg.mkBrush(255, 255, 255, 190))
+        for plot in (self.bars, self.by_frequency, self.by_length):
+            # room for two-line group names above the axis label
+            plot.getPlotItem().getAxis("bottom").setHeight(58)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.heading, 1)
+        bar.addWidget(QLabel("Metric"))
+        bar.addWidget(self.metric_box)
+        bar.addWidget(self.export_button)
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(self.table, 1)
+        table_layout.addWidget(self.notes)
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(table_box)
+        upper.addWidget(self.bars)
+        upper.setStretchFactor(0, 3)
+        upper.setStretchFactor(1, 2)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        for plot in (self.curves, self.by_frequency, self.by_length):
+            lower.addWidget(plot)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(upper)
+        body.addWidget(lower)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.warning)
+        layout.addWidget(body, 1)
+        self.metric_box.currentIndexChanged.connect(self._metric_changed)
+
+    # ---- loading
+
+    def compare(self, ids: list[int]) -> None:
+        """Read the runs off the GUI thread, then show them."""
+        ids = [int(i) for i in ids]
+        if not ids or self.task is not None:
+            return
+        self.heading.setText(f"Reading {len(ids)} runs\u2026")
+        task = Task(load_comparison, self.source, ids)
+        task.done.connect(self._loaded)
+        task.failed.connect(self._failed)
+        self.task = task.start()
+
+    def _loaded(self, comparison: Comparison) -> None:
+        self.task = None
+        self.show_comparison(comparison)
+
+    def _failed(self, message: str) -> None:
+        self.task = None
+        self.heading.setText("The comparison could not be read.")
+        self.failed.emit(message)
+        dialogs.show_error(self, "Compare runs", message)
+
+    def show_comparison(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+        self.runs, self.per_user = report_inputs(comparison)
+        self.grid = comparison_grid(self.runs, self.per_user)
+        runs = comparison.runs
+        self.heading.setText(
+            f"{len(runs)} runs in {self.runs['label'].nunique()} configurations "
+            f"on {', '.join(dict.fromkeys(runs['dataset'].astype(str)))}"
+        )
+        problems = mismatch_warnings(runs)
+        self.warning.setVisible(bool(problems))
+        self.warning.setText(
+            "\u26a0 The selected runs are not comparable: " + "; ".join(problems) + "."
+            if problems
+            else ""
+        )
+        self._fill_table()
+        self._draw_bars()
+        self.metric_box.blockSignals(True)
+        self.metric_box.clear()
+        self.metric_box.addItems(metric_columns(self.runs))
+        self.metric_box.setCurrentText("NDCG@5")
+        self.metric_box.blockSignals(False)
+        self._metric_changed()
+        self.compared.emit()
+
+    # ---- drawing
+
+    def _fill_table(self) -> None:
+        grid = self.grid
+        cells, extra = grid.cell_text(), grid.extra_text()
+        row_names = [str(n) for n in grid.mean.index.names]
+        header = [*row_names, *grid.column_names(), *extra.columns]
+        self.table.clear()
+        self.table.setColumnCount(len(header))
+        self.table.setRowCount(len(cells))
+        self.table.setHorizontalHeaderLabels(header)
+        bold = QFont()
+        bold.setBold(True)
+        for i, key in enumerate(grid.mean.index):
+            values = [*(key if isinstance(key, tuple) else (key,))]
+            values += list(cells.iloc[i]) + list(extra.iloc[i])
+            for j, value in enumerate(values):
+                item = QTableWidgetItem(str(value))
+                column = j - len(row_names)
+                if 0 <= column < cells.shape[1] and grid.best.iat[i, column]:
+                    item.setFont(bold)
+                if j >= len(row_names):
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                self.table.setItem(i, j, item)
+        for j, (group, _) in enumerate(grid.mean.columns):
+            self.table.horizontalHeaderItem(j + len(row_names)).setToolTip(group)
+        self.table.resizeColumnsToContents()
+        self.notes.setText(" ".join(grid.notes))
+
+    def _draw_bars(self) -> None:
+        grid = self.grid
+        rows = list(grid.mean.index)
+        groups = [f"{metric}" if len({p for p, _ in rows}) == 1 else f"{metric}\n{p}"
+                  for p, metric in rows]  # fmt: skip
+        names = grid.column_names()
+        series = {n: grid.mean.iloc[:, j].to_numpy() for j, n in enumerate(names)}
+        errors = {n: grid.std.iloc[:, j].to_numpy() for j, n in enumerate(names)}
+        grouped_bars(self.bars, groups, series, self.colours(), errors)
+
+    def colours(self) -> dict[str, str]:
+        """One colour per configuration, the same in every bar chart."""
+        labels = self.grid.column_names() if self.grid is not None else []
+        return {label: SERIES[i % len(SERIES)] for i, label in enumerate(labels)}
+
+    def _metric_changed(self) -> None:
+        metric = self.metric_box.currentText()
+        if self.comparison is None or not metric:
+            return
+        self._draw_curves(metric)
+        for name, plot in (
+            ("frequency", self.by_frequency),
+            ("length", self.by_length),
+        ):
+            by, edges, axis = BREAKDOWNS[name]
+            tables = label_breakdowns(self.per_user, by, edges, metric)
+            self.breakdowns[name] = tables
+            self._draw_breakdown(plot, tables, metric, name, edges)
+
+    def _draw_curves(self, metric: str) -> None:
+        self.curves.clear()
+        self.curves.getPlotItem().legend.clear()
+        labels = dict(zip(self.runs["id"], self.runs["label"]))
+        for index, (run_id, curve) in enumerate(self.comparison.curves.items()):
+            rows = curve[(curve["split"] == "valid") & (curve["name"] == metric)]
+            seed = self.runs.loc[self.runs["id"] == run_id, "seed"].iloc[0]
+            line = add_curve(
+                self.curves, index, f"#{run_id} {labels[run_id]} s{seed}", symbols=True
+            )
+            line.setData(rows["epoch"].to_numpy(), rows["value"].to_numpy())
+        self.curves.getPlotItem().setTitle(f"Validation {metric}", size="10pt")
+        self.curves.setLabel("left", f"validation {metric}")
+
+    def _draw_breakdown(self, plot, tables, metric: str, name: str, edges) -> None:
+        if not tables:
+            plot.clear()
+            return
+        first = next(iter(tables.values()))
+        seeds = max(1, int((self.runs["label"] == next(iter(tables))).sum()))
+        groups = [
+            f"{bucket}\n{users // seeds} users"
+            for bucket, users in zip(first["bucket"], first["users"])
+        ]
+        series = {label: table["mean"].to_numpy() for label, table in tables.items()}
+        grouped_bars(plot, groups, series, self.colours())
+        what = "target frequency" if name == "frequency" else "history length"
+        plot.getPlotItem().setTitle(f"Test {metric} by {what}", size="10pt")
+        plot.setLabel("left", f"test {metric}")
+
+    # ---- export
+
+    def _exports(self) -> dict:
+        entries = {
+            "Table as CSV\u2026": lambda: self._export_table(".csv"),
+            "Table as LaTeX\u2026": lambda: self._export_table(".tex"),
+            "Table as Markdown\u2026": lambda: self._export_table(".md"),
+        }
+        for label, plot in (
+            ("Bar chart", lambda: self.bars),
+            ("Validation curves", lambda: self.curves),
+            ("Frequency breakdown plot", lambda: self.by_frequency),
+            ("Length breakdown plot", lambda: self.by_length),
+        ):
+            stem = label.lower().replace(" ", "-")
+            entries[f"{label} as PNG/SVG\u2026"] = lambda plot=plot, stem=stem: (
+                exports.save_plot(self, plot(), stem)
+            )
+        for name in BREAKDOWNS:
+            entries[f"{name.title()} breakdown as CSV\u2026"] = lambda name=name: (
+                self._export_breakdown(name)
+            )
+        return entries
+
+    def breakdown_frame(self, name: str) -> pd.DataFrame:
+        """All configurations' breakdown rows in one table, for CSV."""
+        tables = self.breakdowns.get(name, {})
+        return pd.concat(
+            [t.assign(configuration=label) for label, t in tables.items()],
+            ignore_index=True,
+        )
+
+    def _export_breakdown(self, name: str) -> None:
+        if not self.breakdowns.get(name):
+            dialogs.show_error(
+                self, "Export", "Compare runs with per-user results first."
+            )
+            return
+        exports.save_table(self, self.breakdown_frame(name), f"breakdown-{name}")
+
+    def write_table(self, path) -> None:
+        """The comparison table to CSV (numbers), LaTeX or Markdown, by extension."""
+        suffix = str(path).rsplit(".", 1)[-1].lower()
+        if suffix == "csv":
+            exports.export_table(self.grid.numbers(), path)
+        elif suffix == "tex":
+            exports.export_text(reporting.to_latex(self.grid), path, (".tex",))
+        else:
+            exports.export_text(reporting.to_markdown(self.grid), path, (".md",))
+
+    def _export_table(self, suffix: str) -> None:
+        if self.grid is None:
+            dialogs.show_error(self, "Export", "Compare some runs first.")
+            return
+        path = exports.ask_path(
+            self,
+            "Export comparison table",
+            exports.REPORT_FILTER,
+            "comparison" + suffix,
+        )
+        if path is not None:
+            exports.run_export(self, "Export table", lambda: self.write_table(path))
+
+
+def main() -> int:
+    """Show the view alone on synthetic data with untrained models."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.run_source import FakeSource
+    from app.gui.theme import Theme
+
+    app = QApplication.instance() or QApplication([])
+    Theme(app, "light")
+    source = FakeSource(("cafe", "sasrec", "intentpop"))
+    view = CompareView(source)
+    view.resize(1280, 800)
+    view.show()
+    view.show_comparison(source.comparison([1, 2, 3]))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
