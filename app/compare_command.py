@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,13 +30,13 @@ from typing import Any
 import pandas as pd
 
 from app.cli import add_config_arguments, add_data_arguments, add_model_arguments
-from app.commands import configure_threads, data_spec_from_args, result_summary
-from app.progress import ProgressPrinter
+from app.commands import configure_threads, data_spec_from_args
+from app.compare_runs import load_done, metrics_by_protocol, run_key, train_one
 from engine import reporting
 from engine.errors import ConfigError
-from engine.experiment import DataSpec, RunSpec, build_run, dataset_name, make_trainer
+from engine.experiment import DataSpec, RunSpec, dataset_name
 from engine.models import REGISTRY
-from engine.training import Finished, TrainConfig
+from engine.training import TrainConfig
 
 # set by the command itself: --seeds and --protocol replace the single-run flags
 OWN_TRAIN_FIELDS = ("seed", "protocol", "also_evaluate")
@@ -271,111 +268,6 @@ def protocols_of(choice: str) -> list[str]:
     return ["sampled", "full"] if choice == "both" else [choice]
 
 
-# ---- doing one run, or finding it done
-# ------------------------------------------------------------
-
-
-def run_key(spec: RunSpec, dataset) -> str:
-    """File name of a run: readable prefix, then a digest of everything that decides
-    its result (the data's location does not; its content hash does)."""
-    identity = {
-        "model": spec.model,
-        "model_config": spec.model_config,
-        "train": {k: v for k, v in spec.train.items() if k != "also_evaluate"},
-        "mapping": spec.data.mapping,
-        "filters": spec.data.filters,
-        "dataset_hash": dataset.hash,
-    }
-    text = json.dumps(identity, sort_keys=True, default=str)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    k = spec.data.filters.get("min_item_freq")
-    return f"{spec.model}__k{k}__seed{spec.train['seed']}__{digest}"
-
-
-def load_done(
-    folder: Path, key: str, spec: RunSpec, dataset, protocols: list[str]
-) -> tuple[dict, pd.DataFrame] | None:
-    """A finished run's summary and per-user results, when they match this run and
-    hold every protocol asked for; None otherwise."""
-    summary_path = folder / f"{key}.json"
-    users_path = folder / f"{key}.per_user.parquet"
-    if not (summary_path.exists() and users_path.exists()):
-        return None
-    try:
-        saved = json.loads(summary_path.read_text(encoding="utf-8"))
-        users = pd.read_parquet(users_path)
-    except (OSError, ValueError) as exc:
-        note(f"{summary_path.name} is unreadable ({exc}); training it again.")
-        return None
-    same = (
-        saved.get("dataset_hash") == dataset.hash
-        and saved.get("spec", {}).get("model_config") == spec.model_config
-        and _without_extra(saved.get("spec", {}).get("train", {}))
-        == _without_extra(spec.train)
-    )
-    if not same or not set(protocols) <= set(users["protocol"]):
-        return None
-    return saved, users
-
-
-def _without_extra(train: dict) -> dict:
-    return {k: v for k, v in train.items() if k != "also_evaluate"}
-
-
-def train_one(
-    folder: Path, key: str, spec: RunSpec, dataset, quiet: bool
-) -> tuple[dict, pd.DataFrame]:
-    """Train and evaluate one run, resuming its checkpoint; save and return it."""
-    run = build_run(spec, dataset)
-    printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
-    checkpoints = folder / f"{key}.ckpt"
-    trainer = make_trainer(run, checkpoint_dir=checkpoints)
-    if trainer.resume():
-        note(f"{key}: resuming from its checkpoint at epoch {trainer.state.epoch}.")
-    result = None
-    for event in trainer.run():
-        printer(event)
-        if isinstance(event, Finished):
-            result = event.result
-    if result is None or result.test is None:
-        raise ConfigError(f"run {key} ended without a test evaluation.")
-
-    # the run's own protocol, then the one also evaluated on the same checkpoint
-    evaluations = [result.test] + ([result.extra["test"]] if result.extra else [])
-    users = pd.concat(
-        [e.per_user.assign(protocol=e.protocol) for e in evaluations],
-        ignore_index=True,
-    )
-    summary = result_summary(spec, dataset, result) | {
-        "key": key,
-        "spec": spec.to_dict(),
-        "min_item_freq": spec.data.filters.get("min_item_freq"),
-    }
-    save_done(folder, key, summary, users)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return summary, users
-
-
-def save_done(folder: Path, key: str, summary: dict, users: pd.DataFrame) -> None:
-    """Per-user results first and the summary last, each by rename: a summary on
-    disk means the run is complete."""
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{key}.per_user.parquet.partial"
-    users.to_parquet(partial, index=False)
-    partial.replace(folder / f"{key}.per_user.parquet")
-    partial = folder / f"{key}.json.partial"
-    partial.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    partial.replace(folder / f"{key}.json")
-
-
-def metrics_by_protocol(summary: dict) -> dict[str, dict[str, float]]:
-    """Test metrics of a saved run per protocol."""
-    found = {summary["protocol"]: summary["test"]}
-    for protocol, splits in (summary.get("also") or {}).items():
-        found[protocol] = splits["test"]
-    return found
-
-
 # ---- the command
 # --------------------------------------------------------------------------
 
@@ -415,6 +307,7 @@ def run_jobs(
         data, dataset = data_spec_from_args(data_args)
         for text in dataset.notes:
             note(f"k={k}: {text}")
+        check_intents(batch, dataset)
         for job in batch:
             position += 1
             spec = RunSpec(
@@ -429,7 +322,7 @@ def run_jobs(
             ) is not None:
                 done[key], how = found, "done before"
             else:
-                done[key] = train_one(folder, key, spec, dataset, args.quiet)
+                done[key] = train_one(folder, key, spec, dataset, args.quiet, note)
                 how = f"trained in {time.perf_counter() - began:.1f}s"
             summary, per_user = done[key]
             found_metrics = metrics_by_protocol(summary)
@@ -441,6 +334,18 @@ def run_jobs(
             users.append(chosen.assign(**ident))
             progress_line(position, len(jobs), job, found_metrics[protocols[0]], how)
     return pd.DataFrame.from_records(rows), pd.concat(users, ignore_index=True)
+
+
+def check_intents(jobs: list[Job], dataset) -> None:
+    """Fail before training anything when intent-aware models meet data without
+    intents, rather than after the item-only ones have run."""
+    needing = sorted({j.model for j in jobs if REGISTRY[j.model].needs_intents})
+    if needing and dataset.num_known_intents < 2:
+        raise ConfigError(
+            f"{', '.join(needing)} read intents, but the intent column of "
+            f"{dataset.name} has fewer than two distinct values; choose an item "
+            "column with several values as the intent (--intent)."
+        )
 
 
 def progress_line(position: int, total: int, job: Job, metrics: dict, how: str):
