@@ -323,7 +323,9 @@ def run_jobs(
                 done[key], how = found, "done before"
             else:
                 done[key] = train_one(folder, key, spec, dataset, args.quiet, note)
-                how = f"trained in {time.perf_counter() - began:.1f}s"
+                fitted = done[key][0]["stop_reason"] != "not trainable"
+                verb = "trained" if fitted else "evaluated"
+                how = f"{verb} in {time.perf_counter() - began:.1f}s"
             summary, per_user = done[key]
             found_metrics = metrics_by_protocol(summary)
             ident = {"table": job.table, "label": job.label, "model": job.model}

@@ -226,7 +226,8 @@ def test_compare_writes_three_formats_and_resumes(ciao_small, tmp_path, capsys):
     ]  # fmt: skip
     assert main(argv) == 0
     first = capsys.readouterr()
-    assert first.err.count("trained in") == 3  # pop, intentpop (added) and cafe
+    # pop and intentpop (added as the sanity baseline) only count, cafe trains
+    assert first.err.count("evaluated in") == 2 and first.err.count("trained in") == 1
 
     # CSV: one row per metric, mean/std/seeds per model, improvement and p-values
     table = pd.read_csv(out / "table2.csv")
@@ -257,7 +258,7 @@ def test_compare_writes_three_formats_and_resumes(ciao_small, tmp_path, capsys):
     assert main(argv) == 0
     second = capsys.readouterr()
     assert second.err.count("done before") == 3
-    assert "trained in" not in second.err
+    assert "trained in" not in second.err and "evaluated in" not in second.err
     assert {p: p.stat().st_mtime_ns for p in saved} == stamps
     assert pd.read_csv(out / "table2.csv").equals(table)
 
