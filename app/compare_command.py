@@ -317,9 +317,7 @@ def run_jobs(
             began = time.perf_counter()
             if key in done:
                 how = "same run as above"
-            elif (
-                found := load_done(folder, key, spec, dataset, protocols)
-            ) is not None:
+            elif found := load_done(folder, key, spec, dataset, protocols, note):
                 done[key], how = found, "done before"
             else:
                 done[key] = train_one(folder, key, spec, dataset, args.quiet, note)
