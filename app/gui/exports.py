@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QPainter
+from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
 from app.gui import dialogs
@@ -63,14 +66,31 @@ def export_plot(
     """The plot as drawn, to PNG (at least 1200 px wide) or SVG."""
     path = Path(path)
     suffix = _suffix(path, (".png", ".svg"))
+    if suffix == ".svg":
+        return _writing(path, lambda: _render_svg(plot, path))
     scene_item = plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot.scene()
-    if suffix == ".png":
-        exporter = pg_exporters.ImageExporter(scene_item)
-        width = max(1200, int(exporter.params["width"]))
-        exporter.params["width"] = width
-    else:
-        exporter = pg_exporters.SVGExporter(scene_item)
+    exporter = pg_exporters.ImageExporter(scene_item)
+    exporter.params["width"] = max(1200, int(exporter.params["width"]))
     return _writing(path, lambda: exporter.export(str(path)))
+
+
+def _render_svg(plot: QWidget, path: Path) -> None:
+    """Paint the plot widget into an SVG file.
+
+    NOTE: pyqtgraph's own SVG exporter fails on the paths Qt 6 writes (a closing "Z"
+    it cannot parse), so the widget is painted through Qt's SVG generator instead;
+    the result is the same vector drawing, at the widget's size.
+    """
+    generator = QSvgGenerator()
+    generator.setFileName(str(path))
+    generator.setSize(plot.size())
+    generator.setViewBox(QRect(0, 0, plot.width(), plot.height()))
+    generator.setTitle(path.stem)
+    painter = QPainter(generator)
+    try:
+        plot.render(painter)
+    finally:
+        painter.end()
 
 
 def export_table(frame: pd.DataFrame, path: str | Path) -> Path:

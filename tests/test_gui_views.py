@@ -1,0 +1,285 @@
+"""The compare, inspect and embedding views on real finished runs in a temporary store.
+
+Three tiny runs on 300 Ciao users (CaFe with seeds 0 and 1, SASRec with seed 0; hidden
+16, two epochs) are trained in this process through the worker's own code path, so the
+views read what a real run leaves in the store.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from app.gui import dialogs, exports
+from app.gui.compare_view import CompareView
+from app.gui.embedding_view import EmbeddingView
+from app.gui.inspect_view import InspectView
+from app.gui.run_source import StoreSource
+from app.worker import run_stored
+from engine.batches import eval_inputs
+from engine.experiment import DataSpec, RunSpec, load_dataset
+from engine.inspect import load_trained
+from engine.models.base import EvalBatch
+from storage import open_store
+from storage import queries as q
+
+WAIT_MS = 60_000
+
+
+def add_run(store, spec: DataSpec, dataset, model: str, seed: int) -> int:
+    config = {"hidden": 16, "max_len": 20} if model in ("cafe", "sasrec") else {}
+    train = {"epochs": 2, "min_epochs": 0, "seed": seed, "device": "cpu"}
+    run_spec = RunSpec(spec, model, config, train).resolved().to_dict()
+
+    def create(session):
+        dataset_id = q.register_dataset(session, spec.to_dict(), dataset)
+        return q.create_run(session, run_spec, dataset_id)
+
+    run_id = store.transact(create)
+    run_stored(store, run_id, dataset=dataset)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def store_runs(tmp_path_factory, ciao_small):
+    store = open_store(str(tmp_path_factory.mktemp("views") / "runs.db"))
+    spec = DataSpec(path=str(ciao_small))
+    dataset = load_dataset(spec)
+    ids = {
+        "cafe0": add_run(store, spec, dataset, "cafe", 0),
+        "cafe1": add_run(store, spec, dataset, "cafe", 1),
+        "sasrec": add_run(store, spec, dataset, "sasrec", 0),
+    }
+    yield store, ids
+    store.dispose()
+
+
+@pytest.fixture()
+def no_dialogs(monkeypatch):
+    """A modal box would hang offscreen; any error box fails the test instead."""
+
+    def fail(_parent, title, message):
+        raise AssertionError(f"{title}: {message}")
+
+    monkeypatch.setattr(dialogs, "show_error", fail)
+
+
+def stored_test(store, run_id: int) -> dict[str, float]:
+    with store.session() as session:
+        return q.get_run(session, run_id).test
+
+
+def test_compare_table_holds_the_stored_metrics(qtbot, store_runs, no_dialogs):
+    store, ids = store_runs
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([ids["cafe0"], ids["cafe1"], ids["sasrec"]])
+
+    # one column per configuration: CaFe's two seeds as mean and sample std
+    grid = view.grid
+    cafe = [stored_test(store, ids[k]) for k in ("cafe0", "cafe1")]
+    sasrec = stored_test(store, ids["sasrec"])
+    for metric in ("NDCG@5", "HR@5", "MRR"):
+        row = ("sampled", metric)
+        values = [c[metric] for c in cafe]
+        assert grid.mean.loc[row, ("CaFe", "cafe")] == pytest.approx(np.mean(values))
+        assert grid.std.loc[row, ("CaFe", "cafe")] == pytest.approx(
+            np.std(values, ddof=1)
+        )
+        assert grid.mean.loc[row, ("item-only", "sasrec")] == pytest.approx(
+            sasrec[metric]
+        )
+        improvement = (np.mean(values) / sasrec[metric] - 1) * 100
+        assert grid.extra.loc[row, "improv. %"] == pytest.approx(improvement)
+
+    # the widget shows those numbers, the best of the row in bold
+    header = [
+        view.table.horizontalHeaderItem(j).text()
+        for j in range(view.table.columnCount())
+    ]
+    row = next(
+        i
+        for i in range(view.table.rowCount())
+        if view.table.item(i, 1).text() == "NDCG@5"
+    )
+    sas_cell = view.table.item(row, header.index("sasrec"))
+    cafe_cell = view.table.item(row, header.index("cafe"))
+    assert sas_cell.text() == f"{sasrec['NDCG@5']:.4f}"
+    assert cafe_cell.text().startswith(f"{np.mean([c['NDCG@5'] for c in cafe]):.4f} ± ")
+    best_is_cafe = np.mean([c["NDCG@5"] for c in cafe]) > sasrec["NDCG@5"]
+    assert cafe_cell.font().bold() == best_is_cafe
+    assert sas_cell.font().bold() != best_is_cafe
+    assert not view.warning.isVisible()
+
+    # every run has a validation curve with one point per epoch
+    for curve in view.curves.getPlotItem().listDataItems():
+        assert len(curve.getData()[0]) == 2
+
+
+def test_breakdowns_average_back_to_the_overall_mean(qtbot, store_runs, no_dialogs):
+    store, ids = store_runs
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([ids["sasrec"], ids["cafe0"]])
+    for name in ("frequency", "length"):
+        for label, run_id in (("sasrec", ids["sasrec"]), ("cafe", ids["cafe0"])):
+            table = view.breakdowns[name][label]
+            filled = table[table["users"] > 0]
+            weighted = (filled["mean"] * filled["users"]).sum() / filled["users"].sum()
+            assert weighted == pytest.approx(stored_test(store, run_id)["NDCG@5"])
+            with store.session() as session:
+                assert table["users"].sum() == len(q.user_results(session, run_id))
+
+
+def test_compare_warns_about_other_data_and_protocols(
+    qtbot, store_runs, ml_small, no_dialogs
+):
+    store, ids = store_runs
+    spec = DataSpec(path=str(ml_small))
+    other = add_run(store, spec, load_dataset(spec), "pop", 0)
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    view.show()
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([ids["sasrec"], other])
+    assert view.warning.isVisible()
+    assert "different dataset versions" in view.warning.text()
+    assert f"#{other}" in view.warning.text()
+
+
+def test_inspect_top_k_is_the_engines_own_scoring(qtbot, store_runs, no_dialogs):
+    store, ids = store_runs
+    source = StoreSource(store)
+    view = InspectView(source)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.runLoaded, timeout=WAIT_MS):
+        view.select_run(ids["cafe0"])
+    view.k_spin.setValue(8)
+
+    # the worst-served user from the browser
+    view.order_box.setCurrentText("Worst served first")
+    user = int(view.users["user"].iloc[0])
+    with qtbot.waitSignal(view.inspected, timeout=WAIT_MS) as caught:
+        view.inspect(user)
+    shown = caught.args[0]
+
+    # the engine's scoring of the same user from the same checkpoint
+    with store.session() as session:
+        spec = q.get_run(session, ids["cafe0"]).spec
+        checkpoint = q.checkpoint_path(session, ids["cafe0"], "best")
+        per_user = q.user_results(session, ids["cafe0"]).set_index("user")
+    run = load_trained(spec, checkpoint)
+    users, seqs, _ = eval_inputs(run.split, "test", 20, np.array([user]))
+    with torch.no_grad():
+        scores = run.model.score_all(EvalBatch(torch.from_numpy(users), seqs))[0]
+    scores[torch.from_numpy(run.dataset.sequence(user)[:-1])] = float("-inf")
+    expected = torch.topk(scores, 8).indices.numpy()
+    assert shown.top["item"].tolist() == expected.tolist()
+    assert shown.rank == per_user.loc[user, "rank"]
+    assert shown.rank == view.users["rank"].iloc[0] - 1
+
+    # the table shows the same items, the timeline the history and the held-out item
+    column = [view.top_model.headerData(j, Qt.Orientation.Horizontal) for j in range(8)]
+    ids_shown = [
+        view.top_model.data(view.top_model.index(r, column.index("item")))
+        for r in range(view.top_model.rowCount())
+    ]
+    assert ids_shown == list(run.dataset.item_ids[expected].astype(str))
+    assert len(view.timeline.describe) == len(shown.history) + 1
+    assert view.attention.maps
+    assert view.intents.getPlotItem().items  # the next-intent bars
+
+    # a user typed by id
+    view.user_edit.setText(str(run.dataset.user_ids[int(run.split.eval_users[0])]))
+    with qtbot.waitSignal(view.inspected, timeout=WAIT_MS) as caught:
+        view.show_button.click()
+    assert caught.args[0].user == int(run.split.eval_users[0])
+
+
+def test_embedding_projection_completes_and_cancels(qtbot, store_runs, no_dialogs):
+    store, ids = store_runs
+    view = EmbeddingView(StoreSource(store))
+    qtbot.addWidget(view)
+    view.show_run(ids["sasrec"])
+    view.method_box.setCurrentIndex(view.method_box.findData("pca"))
+    with qtbot.waitSignal(view.computed, timeout=WAIT_MS):
+        view.compute()
+    num_items = len(view.data[ids["sasrec"]].labels) - 1
+    assert view.projections[(ids["sasrec"], ("pca", 0))].shape == (num_items, 2)
+    assert view.count_label.text() == f"{num_items} of {num_items} items shown"
+    view.filter_box.setCurrentIndex(view.filter_box.findData("infrequent"))
+    assert 0 < len(view.visible_items()) < num_items
+
+    # t-SNE of many iterations, cancelled at once: no result is kept
+    view.method_box.setCurrentIndex(view.method_box.findData("tsne"))
+    view.iterations.setValue(5000)
+    view.compute()
+    task = view.task
+    with qtbot.waitSignal(task.cancelled, timeout=WAIT_MS):
+        view.cancel()
+    assert view.task is None
+    assert not any(key[1][0] == "tsne" for key in view.projections)
+    assert view.progress.format() == "cancelled"
+
+
+def test_every_export_writes_a_file_that_parses(
+    qtbot, store_runs, tmp_path, no_dialogs
+):
+    store, ids = store_runs
+    source = StoreSource(store)
+    compare = CompareView(source)
+    qtbot.addWidget(compare)
+    compare.resize(1000, 700)
+    compare.show()
+    with qtbot.waitSignal(compare.compared, timeout=WAIT_MS):
+        compare.compare([ids["cafe0"], ids["cafe1"], ids["sasrec"]])
+
+    # plots
+    png = exports.export_plot(compare.curves, tmp_path / "curves.png")
+    assert not QImage(str(png)).isNull() and QImage(str(png)).width() >= 1200
+    svg = exports.export_plot(compare.bars, tmp_path / "bars.svg")
+    assert ElementTree.parse(svg).getroot().tag.endswith("svg")
+
+    # the comparison table in three formats
+    compare.write_table(tmp_path / "table.csv")
+    numbers = pd.read_csv(tmp_path / "table.csv")
+    assert list(numbers["metric"][:3]) == ["NDCG@5", "HR@5", "NDCG@10"]
+    compare.write_table(tmp_path / "table.tex")
+    latex = (tmp_path / "table.tex").read_text()
+    assert "\\begin{tabular}" in latex and "\\end{tabular}" in latex
+    assert latex.count("\\textbf{") >= len(numbers)
+    compare.write_table(tmp_path / "table.md")
+    rows = [r for r in (tmp_path / "table.md").read_text().splitlines() if r[:1] == "|"]
+    assert len(rows) == 2 + len(numbers)
+    exports.export_table(compare.breakdown_frame("frequency"), tmp_path / "freq.csv")
+    assert set(pd.read_csv(tmp_path / "freq.csv")["configuration"]) == {
+        "cafe",
+        "sasrec",
+    }
+
+    # a run's per-user results
+    results = source.user_results(ids["cafe0"])
+    for name in ("users.csv", "users.parquet"):
+        path = exports.export_user_results(results, tmp_path / name)
+        reader = pd.read_csv if name.endswith(".csv") else pd.read_parquet
+        pd.testing.assert_frame_equal(reader(path), results, check_dtype=False)
+
+    # item embeddings with their labels
+    run = source.trained(ids["cafe0"])
+    weights = run.model.item_embeddings().numpy()[1:]
+    labels = pd.DataFrame({"item_id": run.dataset.item_ids[1:].astype(str)})
+    npy, csv = exports.export_embeddings(weights, labels, tmp_path / "emb.npy")
+    assert np.array_equal(np.load(npy), weights)
+    assert len(pd.read_csv(csv)) == len(weights)
+
+    # a wrong extension is refused with a message naming the file
+    with pytest.raises(exports.ExportError, match="plot.bmp"):
+        exports.export_plot(compare.curves, tmp_path / "plot.bmp")
