@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each flag's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
@@ -83,7 +92,7 @@ def add_train_command(sub) -> None:
             "line "
             "is one JSON object with the final metrics."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_arguments(p)
     p.add_argument(
@@ -231,7 +240,12 @@ def add_model_arguments(group) -> None:
         else:
             kind = {"int": int, "float": float}.get(entry["type"], str)
             group.add_argument(
-                _flag(name), dest=dest, type=kind, default=None, help=help_text
+                _flag(name),
+                dest=dest,
+                metavar=name.upper(),
+                type=kind,
+                default=None,
+                help=help_text,
             )
 
 

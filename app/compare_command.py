@@ -29,7 +29,12 @@ from typing import Any
 
 import pandas as pd
 
-from app.cli import add_config_arguments, add_data_arguments, add_model_arguments
+from app.cli import (
+    HelpFormatter,
+    add_config_arguments,
+    add_data_arguments,
+    add_model_arguments,
+)
 from app.commands import configure_threads, data_spec_from_args
 from app.compare_runs import load_done, metrics_by_protocol, run_key, train_one
 from engine import reporting
@@ -77,7 +82,7 @@ def add_compare_command(sub) -> None:
             "optionally the Table 3 ablation and the Figure 4 sparsity sweep, as "
             "Markdown, CSV and LaTeX. One line per finished run goes to stderr."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         # --min-item-freq is redefined below to take a list
         conflict_handler="resolve",
     )
