@@ -1,0 +1,57 @@
+"""Every message box of the workbench goes through these functions.
+
+Keeping them in one place gives one look for errors and confirmations, and lets tests
+replace them (``monkeypatch.setattr(dialogs, "show_error", ...)``) so that no modal box
+ever blocks an offscreen test run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+log = logging.getLogger(__name__)
+
+
+def show_error(parent: QWidget | None, title: str, message: str) -> None:
+    """Show a problem the user can fix; the message is the engine's, unchanged."""
+    log.warning("%s: %s", title, message)
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=parent)
+    box.setTextInteractionFlags(box.textInteractionFlags())
+    box.exec()
+
+
+def confirm(parent: QWidget | None, title: str, message: str) -> bool:
+    """Ask a yes/no question whose default answer is the safe one (no)."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        message,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_close_with_runs(parent: QWidget | None, count: int) -> str:
+    """On closing with runs in flight: "keep" them running, "cancel" them, or "stay"."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Runs in flight")
+    box.setText(f"{count} run(s) started here are still training.")
+    box.setInformativeText(
+        "Keep them running in the background (they finish and store their results), "
+        "or cancel them now (each saves a checkpoint and can be resumed later)?"
+    )
+    keep = box.addButton("Keep running", QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton("Cancel runs", QMessageBox.ButtonRole.DestructiveRole)
+    stay = box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(stay)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is keep:
+        return "keep"
+    if clicked is cancel:
+        return "cancel"
+    return "stay"

@@ -1,0 +1,116 @@
+"""Light and dark themes that follow the system unless the user picks one.
+
+Qt's Fusion style draws from the application palette; the scheme comes from the
+platform (``QStyleHints.colorScheme``) and changes with it at run time. pyqtgraph plots
+do not read the palette, so :func:`style_plot` colours them to match and every plot
+widget is restyled when the scheme changes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+log = logging.getLogger(__name__)
+
+# plot colours that read on both backgrounds (Okabe-Ito, colour-blind safe)
+SERIES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2b2e",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1f1f22",
+        QPalette.ColorRole.AlternateBase: "#2a2a2e",
+        QPalette.ColorRole.ToolTipBase: "#3a3a3e",
+        QPalette.ColorRole.ToolTipText: "#f0f0f0",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#35353a",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.BrightText: "#ff6060",
+        QPalette.ColorRole.Highlight: "#2f6fb0",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#6cb4ff",
+        QPalette.ColorRole.PlaceholderText: "#8a8a8a",
+    }
+    for role, colour in roles.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#808080"))
+    return palette
+
+
+def palette_is_dark() -> bool:
+    """Whether the application's current palette is a dark one."""
+    app = QApplication.instance()
+    if app is None:
+        return False
+    return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def system_is_dark() -> bool:
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return scheme == Qt.ColorScheme.Dark
+
+
+class Theme(QObject):
+    """Applies "system", "light" or "dark" and tells plots when colours change."""
+
+    changed = Signal(bool)  # dark?
+
+    def __init__(self, app: QApplication, choice: str = "system"):
+        super().__init__(app)
+        self.app = app
+        self.choice = choice
+        self.light = QPalette(app.style().standardPalette())
+        app.styleHints().colorSchemeChanged.connect(self._system_changed)
+        self.apply(choice)
+
+    @property
+    def dark(self) -> bool:
+        if self.choice == "system":
+            return system_is_dark()
+        return self.choice == "dark"
+
+    def apply(self, choice: str) -> None:
+        self.choice = choice
+        dark = self.dark
+        self.app.setPalette(dark_palette() if dark else self.light)
+        pg.setConfigOptions(
+            background=plot_background(dark), foreground=plot_foreground(dark)
+        )
+        log.debug("theme %s (dark=%s)", choice, dark)
+        self.changed.emit(dark)
+
+    def _system_changed(self, _scheme) -> None:
+        if self.choice == "system":
+            self.apply("system")
+
+
+def plot_background(dark: bool) -> str:
+    return "#1f1f22" if dark else "#ffffff"
+
+
+def plot_foreground(dark: bool) -> str:
+    return "#d0d0d0" if dark else "#303030"
+
+
+def style_plot(plot: pg.PlotWidget, dark: bool) -> None:
+    """Recolour one plot's background, axes and labels for the current scheme."""
+    plot.setBackground(plot_background(dark))
+    pen = pg.mkPen(plot_foreground(dark))
+    for name in ("left", "bottom"):
+        axis = plot.getPlotItem().getAxis(name)
+        axis.setPen(pen)
+        axis.setTextPen(pen)
+
+
+def apply_fusion(app: QApplication) -> None:
+    """Fusion looks the same on every platform and honours the palette fully."""
+    app.setStyle("Fusion")
