@@ -162,7 +162,9 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         self.runs_label = QLabel()
-        self.db_label = QLabel(f"store: {self.store.url}")
+        # a long database path must not set the window's minimum width
+        self.db_label = QLabel(elide_middle(f"store: {self.store.url}", 70))
+        self.db_label.setToolTip(str(self.store.url))
         self.statusBar().addWidget(self.runs_label)
         self.statusBar().addPermanentWidget(self.db_label)
 
@@ -250,6 +252,13 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.runs_panel.shutdown()
         event.accept()
+
+
+def elide_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    half = (width - 1) // 2
+    return text[:half] + "…" + text[-half:]
 
 
 def about_text(store) -> str:

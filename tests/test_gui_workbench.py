@@ -1,0 +1,192 @@
+"""The workbench window driven through pytest-qt, offscreen, on real data.
+
+Every dialog goes through ``app.gui.dialogs``; the fixture replaces those functions so
+that no modal box blocks the run, and records the messages for the tests to check.
+Runs train in real worker processes against a temporary store, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from app.gui import dialogs  # noqa: E402
+from app.gui.main_window import MainWindow  # noqa: E402
+from app.gui.runs_model import COLUMN  # noqa: E402
+from app.gui.settings import VERSION, Settings  # noqa: E402
+from storage import open_store, queries  # noqa: E402
+
+RUN_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[tuple[str, str]]:
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, t, m: shown.append((t, m)))
+    monkeypatch.setattr(dialogs, "confirm", lambda *_: True)
+    return shown
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(str(tmp_path / "runs.db"))
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def window(qtbot, store, tmp_path, errors):
+    settings = Settings(
+        QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    )
+    win = MainWindow(store, settings)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    win.jobs.cancel_all(wait=10)
+    win.runs_panel.shutdown()
+
+
+def load(qtbot, window, path) -> None:
+    panel = window.data_panel
+    with qtbot.waitSignal(panel.prepared, timeout=30_000):
+        panel.open_path(path)
+
+
+def register(qtbot, window) -> int:
+    with qtbot.waitSignal(window.data_panel.registered, timeout=30_000) as signal:
+        window.data_panel.register()
+    return signal.args[0]
+
+
+def status_of(store, run_id: int) -> str:
+    with store.session() as session:
+        return queries.get_run(session, run_id).status
+
+
+def tiny_run(window, epochs: int) -> list[int]:
+    """Launch CaFe (hidden 16, one block) through the train page."""
+    panel = window.train_panel
+    panel.model_combo.setCurrentText("cafe")
+    panel.model_form.set_values({"hidden": 16, "blocks": 1})
+    panel.train_form.set_values({"epochs": epochs, "device": "cpu", "min_epochs": 0})
+    return panel.launch()
+
+
+def test_window_starts_remembers_geometry_and_quits(qtbot, window, tmp_path):
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles[:3] == ["Data", "Train", "Runs"]
+    # the offscreen screen is 800x600: a restored window is kept inside its width
+    window.resize(810, 590)
+    window.tabs.setCurrentIndex(2)
+    size = window.size()
+    assert window.close()
+    stored = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    assert int(stored.value("version")) == VERSION
+    assert int(stored.value("window/page")) == 2
+    again = MainWindow(window.store, Settings(stored))
+    qtbot.addWidget(again)
+    assert again.height() == size.height() == 590 and again.tabs.currentIndex() == 2
+    again.runs_panel.shutdown()
+
+
+def test_load_map_filter_register(qtbot, window, store, ml_small, errors):
+    load(qtbot, window, ml_small)
+    panel = window.data_panel
+    assert panel.preview_model.rowCount() == panel.dataset.stats["interactions"]
+    assert panel.stats_view.table.item(0, 1).text() == "60"
+    assert panel.dataset.mapping.intent == "category"
+
+    # the intent can be any item attribute; the statistics follow
+    with qtbot.waitSignal(panel.prepared, timeout=30_000):
+        panel.set_mapping(intent="title")
+    assert panel.dataset.stats["intents"] > 100
+    with qtbot.waitSignal(panel.prepared, timeout=30_000):
+        panel.set_mapping(intent="category")
+        panel.min_item.setValue(3)
+    after = panel.dataset.stats
+    assert after["items"] < panel.dataset.stats_before["items"]
+    assert min(after["item_freq_hist"]["freq"]) >= 3
+    x, y = panel.stats_view.hist_after.getData()
+    assert len(x) == len(after["item_freq_hist"]["freq"]) and len(y) == len(x)
+
+    dataset_id = register(qtbot, window)
+    with store.session() as session:
+        (registered,) = queries.list_datasets(session)
+    assert registered.id == dataset_id
+    assert registered.content_hash == panel.dataset.hash
+    assert registered.spec["filters"]["min_item_freq"] == 3
+    assert window.train_panel.dataset_id() == dataset_id
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "empty"),
+        ("user_id,item_id,timestamp\n", "no rows"),
+        ("user_id,item_id,timestamp\n1,2,yesterday-ish\n1,3,soon\n", "time column"),
+    ],
+)
+def test_bad_file_shows_error_and_window_survives(
+    qtbot, window, tmp_path, errors, content, expected
+):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    window.data_panel.open_path(bad)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=30_000)
+    assert expected in errors[0][1] and "bad.csv" in errors[0][1]
+    assert window.isVisible()
+    # the page still works after the error
+    window.data_panel.open_path(tmp_path / "missing.csv")
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=30_000)
+    assert "no such file" in errors[1][1]
+
+
+def test_launch_watch_and_cancel_runs(qtbot, window, store, ciao_small, errors):
+    load(qtbot, window, ciao_small)
+    register(qtbot, window)
+    (short,) = tiny_run(window, epochs=2)
+    (long,) = tiny_run(window, epochs=500)
+    assert status_of(store, short) in ("queued", "running", "finished")
+
+    # cancel the long run once its worker is training
+    qtbot.waitUntil(lambda: status_of(store, long) == "running", timeout=RUN_TIMEOUT_MS)
+    window.runs_panel.cancel_run(long)
+    qtbot.waitUntil(lambda: status_of(store, long) == "cancelled", timeout=30_000)
+
+    qtbot.waitUntil(
+        lambda: status_of(store, short) == "finished", timeout=RUN_TIMEOUT_MS
+    )
+    panel = window.runs_panel
+    qtbot.waitUntil(
+        lambda: any(r.id == short and r.status == "finished" for r in panel.runs),
+        timeout=5_000,
+    )
+    assert panel.select_run(short)
+    row = next(
+        r
+        for r in range(panel.proxy.rowCount())
+        if panel.proxy.index(r, 0).data() == str(short)
+    )
+    metric = panel.proxy.index(row, COLUMN["test NDCG@5"]).data()
+    assert metric and 0.0 <= float(metric) <= 1.0
+
+    # the run page shows both epochs on the curves, and the attention maps
+    page = panel.page
+    qtbot.waitUntil(lambda: page.points().get("loss") == 2, timeout=10_000)
+    assert page.points()["NDCG@5"] == 2
+    qtbot.waitUntil(lambda: page.attention.current_key() is not None, timeout=10_000)
+    assert page.progress.value() == 1000
+    assert "cafe" in page.config_text.toPlainText()
+    assert errors == []
+
+    # clone fills the train page with the run's settings
+    page.buttons["clone"].click()
+    assert window.tabs.currentWidget() is window.train_panel
+    assert window.train_panel.model_form.value("hidden") == 16
+    assert window.train_panel.train_form.value("epochs") == 2
