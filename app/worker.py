@@ -220,9 +220,11 @@ def run_stored(
             handler.setLevel(before)
     root.setLevel(min(before, logging.INFO))
     root.addHandler(collector)
+    # a refusal (already running, finished, not resumable) leaves the run as it is
+    spec = RunSpec.from_dict(store.transact(_claim, run_id, resume))
     try:
         return _run_stored(
-            store, run_id, resume, dataset, emit, observe, should_stop, collector
+            store, run_id, spec, resume, dataset, emit, observe, should_stop, collector
         )
     except BaseException as exc:
         text = "".join(traceback.format_exception(exc)).strip()
@@ -241,7 +243,8 @@ def _end_failed(session, run_id: int, status: str, text: str, lines) -> None:
 
 
 def _claim(session, run_id: int, resume: bool) -> dict[str, Any]:
-    """Check the run may start here; returns its spec."""
+    """Check the run may start here and mark it running by this process, in one
+    transaction, so two workers never take the same run; returns its spec."""
     run = q.get_run(session, run_id)
     if run.status == "running" and q.mark_stale_runs(session) == 0:
         raise StoreError(f"run {run_id} is already running (pid {run.pid}).")
@@ -253,12 +256,13 @@ def _claim(session, run_id: int, resume: bool) -> dict[str, Any]:
             f"run {run_id} is {run.status}; resume it (resume --run {run_id}) to "
             "continue from its last checkpoint."
         )
+    q.start_run(session, run_id, device=None)
     return run.spec
 
 
-def _run_stored(store, run_id, resume, dataset, emit, observe, should_stop, collector):
-    spec_dict = store.transact(_claim, run_id, resume)
-    spec = RunSpec.from_dict(spec_dict)
+def _run_stored(
+    store, run_id, spec, resume, dataset, emit, observe, should_stop, collector
+):
     if dataset is None:
         dataset = load_run_dataset(store, run_id)
     prepared = build_run(spec, dataset)

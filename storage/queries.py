@@ -448,9 +448,9 @@ def library_versions() -> dict[str, str]:
 
 
 def start_run(
-    session: Session, run_id: int, *, device: str, pid: int | None = None
+    session: Session, run_id: int, *, device: str | None, pid: int | None = None
 ) -> None:
-    """Mark a run running in this process, on this host."""
+    """Mark a run running in this process, on this host (device once known)."""
     run = _run(session, run_id)
     run.status = "running"
     run.device = device

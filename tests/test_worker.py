@@ -1,0 +1,314 @@
+"""The worker process end to end: progress into the store, faults, resume, several
+workers at once, and ``train`` storing its run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from app.worker import launch_worker, run_stored, settle_run
+from engine.checkpoint import load_checkpoint
+from engine.errors import CheckpointError
+from engine.experiment import DataSpec, RunSpec, load_dataset
+from engine.training import BatchDone, Started
+from storage import StoreError, open_store
+from storage import queries as q
+
+WATCHDOG_S = 120
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def ciao(ciao_small):
+    spec = DataSpec(path=str(ciao_small))
+    return spec, load_dataset(spec)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    opened = open_store(str(tmp_path / "runs.db"))
+    yield opened
+    opened.dispose()
+
+
+def new_run(store, ciao, model="sasrec", **train) -> int:
+    spec, dataset = ciao
+    settings = {
+        "epochs": EPOCHS,
+        "batch_size": 32,
+        "seed": 3,
+        "device": "cpu",
+        "min_epochs": 0,
+        **train,
+    }
+    config = {"hidden": 16} if model != "poprec" else {}
+    run_spec = RunSpec(spec, model, config, settings).resolved().to_dict()
+
+    def work(session):
+        dataset_id = q.register_dataset(session, spec.to_dict(), dataset)
+        return q.create_run(session, run_spec, dataset_id)
+
+    return store.transact(work)
+
+
+def read_events(popen, until=None) -> list[dict]:
+    """JSON lines of a worker until EOF or until ``until(event)`` is true; a watchdog
+    kills a worker that hangs."""
+    watchdog = threading.Timer(WATCHDOG_S, popen.kill)
+    watchdog.start()
+    events = []
+    try:
+        for line in popen.stdout:
+            events.append(json.loads(line))
+            if until is not None and until(events[-1]):
+                break
+    finally:
+        watchdog.cancel()
+    return events
+
+
+def finish(popen) -> int:
+    popen.stdout.read()
+    stderr = popen.stderr.read()
+    code = popen.wait(timeout=WATCHDOG_S)
+    assert code == 0 or code < 0, stderr
+    return code
+
+
+def final_metrics(store, run_id):
+    with store.session() as session:
+        run = q.get_run(session, run_id)
+        curves = q.run_curves(session, run_id)
+    valid = curves[(curves.split == "valid") & (curves.name == "NDCG@5")]
+    return run, valid.value.tolist()
+
+
+def integrity(store) -> str:
+    with store.engine.connect() as connection:
+        return connection.exec_driver_sql("PRAGMA integrity_check").scalar()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, ciao):
+    """The uninterrupted run, trained in this process: what resumed runs must reach."""
+    opened = open_store(str(tmp_path_factory.mktemp("ref") / "runs.db"))
+    run_id = new_run(opened, ciao)
+    run_stored(opened, run_id, dataset=ciao[1])
+    run, curve = final_metrics(opened, run_id)
+    opened.dispose()
+    assert run.status == "finished" and len(curve) == EPOCHS
+    return run, curve
+
+
+def test_two_workers_at_once_one_finishes_one_is_cancelled(store, ciao):
+    """A CaFe worker runs to the end while a long SASRec worker writes to the same
+    database; then SIGTERM stops the second after its batch, with a checkpoint."""
+    done_id = new_run(store, ciao, model="cafe")
+    long_id = new_run(store, ciao, seed=1, epochs=200)
+    done = launch_worker(done_id, store.url)
+    long = launch_worker(long_id, store.url)
+    events = read_events(done)
+    assert finish(done) == 0
+
+    read_events(long, until=lambda e: e["event"] == "epoch")
+    asked = time.perf_counter()
+    long.send_signal(signal.SIGTERM)
+    cancelled = read_events(long)
+    assert finish(long) == 0
+    stopped_after = time.perf_counter() - asked
+
+    assert integrity(store) == "ok"
+    check_worker_run(store, ciao, done_id, events)
+    with store.session() as session:
+        maps = q.attention_maps(session, done_id)
+        run = q.get_run(session, long_id)
+        curves = q.run_curves(session, long_id)
+    # CaFe has an item and an intent encoder of 2 blocks each
+    assert any(key.startswith("intent layer 2") for key in maps)
+    assert all(grid.shape == (50, 50) for grid in maps.values())
+
+    assert cancelled[-1]["status"] == "cancelled"
+    assert run.status == "cancelled" and run.stop_reason == "cancelled"
+    saved = load_checkpoint(store.run_dir(long_id) / "last.pt")
+    assert 1 <= saved["state"]["epoch"] < 200 and run.epochs >= 1
+    trained = curves[(curves.split == "train") & (curves.name == "loss")]
+    assert trained.epoch.tolist() == list(range(1, run.epochs + 1))
+    # a generous bound for a loaded machine; the worker stops after one batch
+    assert stopped_after < 10
+
+
+def check_worker_run(store, ciao, run_id, events) -> None:
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1, 2]
+    assert events[-1]["status"] == "finished" and events[-1]["test"]
+    with store.session() as session:
+        run = q.get_run(session, run_id)
+        curves = q.run_curves(session, run_id)
+        users = q.user_results(session, run_id, "test")
+        maps = q.attention_maps(session, run_id)
+        best = q.checkpoint_path(session, run_id, "best")
+    assert run.status == "finished" and run.device == "cpu" and run.pid
+    assert run.test == pytest.approx(events[-1]["test"])
+    assert "started from epoch 0" in run.log
+    losses = curves[(curves.split == "train") & (curves.name == "loss")]
+    assert losses.epoch.tolist() == [1, 2]
+    assert len(users) == len(ciao[1].user_ids) - (ciao[1].lengths() < 3).sum()
+    assert users["NDCG@5"].mean() == pytest.approx(run.test["NDCG@5"])
+    assert maps and all(grid.ndim == 2 for grid in maps.values())
+    assert set(load_checkpoint(best)["model"]) == set(
+        load_checkpoint(store.run_dir(run_id) / "last.pt")["model"]
+    )
+
+
+def test_kill_9_then_resume_reaches_the_uninterrupted_metrics(store, ciao, reference):
+    run_id = new_run(store, ciao)
+    popen = launch_worker(run_id, store.url)
+    last = store.run_dir(run_id) / "last.pt"
+    read_events(popen, until=lambda e: e["event"] == "valid" and e["epoch"] == 1)
+    # the epoch-1 checkpoint follows the validation; kill during epoch 2
+    while not last.exists():
+        assert popen.poll() is None, popen.stderr.read()
+        time.sleep(0.005)
+    popen.send_signal(signal.SIGKILL)
+    code = popen.wait(timeout=WATCHDOG_S)
+    popen.stdout.close()
+    popen.stderr.close()
+    assert settle_run(store, run_id, code, "") == "interrupted"
+
+    assert integrity(store) == "ok"
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "interrupted" and "signal 9" in run.error
+    assert curve[0] == reference[1][0]
+
+    with pytest.raises(StoreError, match="resume"):
+        run_stored(store, run_id, dataset=ciao[1])
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and run.error is None
+    assert curve == reference[1]
+    assert run.test == reference[0].test and run.best == reference[0].best
+
+
+def test_cancel_mid_epoch_then_resume_matches(store, ciao, reference):
+    run_id = new_run(store, ciao)
+    batches, per_epoch = [], []
+
+    def count(event):
+        if isinstance(event, Started):
+            per_epoch.append(event.batches_per_epoch)
+        if isinstance(event, BatchDone):
+            batches.append(event)
+
+    result = run_stored(
+        store,
+        run_id,
+        dataset=ciao[1],
+        observe=count,
+        should_stop=lambda: len(batches) == 13,
+    )
+    assert result.stop_reason == "cancelled"
+    saved = load_checkpoint(store.run_dir(run_id) / "last.pt")
+    # the stop fell inside epoch 2, after its first few batches
+    assert 13 - per_epoch[0] > 0
+    assert (saved["state"]["epoch"], saved["state"]["batch"]) == (1, 13 - per_epoch[0])
+    with store.session() as session:
+        assert q.get_run(session, run_id).status == "cancelled"
+
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+    assert run.test == reference[0].test
+
+
+WRITER = """
+import sys
+from storage import open_store
+from storage import queries as q
+store = open_store(sys.argv[1])
+run_id, offset = int(sys.argv[2]), int(sys.argv[3])
+for epoch in range(offset, offset + 150):
+    store.transact(q.add_metrics, run_id, epoch, "train", {"loss": 1.0, "x": 2.0})
+    store.transact(q.append_log, run_id, [f"epoch {epoch}"])
+"""
+
+
+def test_concurrent_writers_lose_no_row(store, ciao):
+    run_id = new_run(store, ciao)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, store.url, str(run_id), str(offset)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for offset in (0, 1000)
+    ]
+    for popen in writers:
+        _, stderr = popen.communicate(timeout=WATCHDOG_S)
+        assert popen.returncode == 0, stderr
+    with store.session() as session:
+        curves = q.run_curves(session, run_id)
+        log_lines = q.get_run(session, run_id).log.splitlines()
+    assert len(curves) == 2 * 150 * 2
+    assert len(log_lines) == 300
+
+
+def test_changed_data_fails_the_run_with_its_reason(store, ciao, tmp_path):
+    spec, dataset = ciao
+    run_id = new_run(store, ciao)
+    with store.session(write=True) as session:
+        q.set_status(session, run_id, "queued")
+    moved = DataSpec(path=str(tmp_path / "nowhere"))
+    with store.session(write=True) as session:
+        from storage.schema import DatasetRow
+
+        row = session.get(DatasetRow, q.get_run(session, run_id).dataset_id)
+        row.path = moved.path
+    with pytest.raises(Exception, match="nowhere"):
+        run_stored(store, run_id)
+    with store.session() as session:
+        run = q.get_run(session, run_id)
+    assert run.status == "failed" and "nowhere" in run.error
+
+
+def test_resume_refuses_a_crafted_checkpoint(store, ciao, tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w')",))
+
+    run_id = new_run(store, ciao)
+    with store.session(write=True) as session:
+        q.set_status(session, run_id, "interrupted")
+    folder = store.run_dir(run_id)
+    folder.mkdir(parents=True)
+    torch.save({"model": Payload()}, folder / "last.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        run_stored(store, run_id, resume=True, dataset=ciao[1])
+    assert not (tmp_path / "pwned").exists()
+    with store.session() as session:
+        assert q.get_run(session, run_id).status == "failed"
+
+
+def test_train_command_stores_its_run(tmp_path, ciao_small, capsys):
+    from app.cli import main
+
+    db = str(tmp_path / "cli.db")
+    code = main(
+        ["--db", db, "train", "--data", str(ciao_small), "--model", "pop"]
+        + ["--device", "cpu", "--quiet", "--json"]
+    )
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    store = open_store(db)
+    with store.session() as session:
+        [run] = q.list_runs(session)
+    store.dispose()
+    assert run.id == printed["run"] and run.status == "finished"
+    assert run.test == pytest.approx(printed["test"])
