@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LIVE_ATTENTION_USERS = 256
 FINAL_ATTENTION_USERS = 2000
 BATCH_EVENTS_PER_SECOND = 5.0
+# within an epoch the store learns the batch position at most this often
+BEAT_SECONDS = 2.0
 
 
 # ---- the launcher's side
@@ -309,18 +311,26 @@ class Recorder:
         # wall time counts on from what the run had spent before a resume
         self.t0 = time.perf_counter() - trainer.state.elapsed
         self.metric = prepared.train_config.metric
+        self.last_beat = time.monotonic()
 
     def __call__(self, event) -> None:
         if isinstance(event, Started):
             self.emit({"event": "started", "run": self.run_id, **vars(event)})
         elif isinstance(event, BatchDone):
-            self.emit({"event": "batch", **vars(event)})
+            self._batch(event)
         elif isinstance(event, EpochDone):
             self._epoch(event)
         elif isinstance(event, Validated):
             self._validated(event)
         elif isinstance(event, Finished):
             self._finished(event.result)
+
+    def _batch(self, event: BatchDone) -> None:
+        now = time.monotonic()
+        if now - self.last_beat >= BEAT_SECONDS:
+            self.last_beat = now
+            self.store.transact(q.beat, self.run_id, event.batch, event.batches)
+        self.emit({"event": "batch", **vars(event)})
 
     def _epoch(self, event: EpochDone) -> None:
         values = {**event.losses, "seconds": event.seconds}

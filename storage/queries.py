@@ -15,7 +15,7 @@ import shutil
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from storage.schema import (
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 300
+# a worker on another host that has not written for this long is taken for dead
+STALE_AFTER = timedelta(minutes=10)
 # SQLite allows 32,766 bound parameters; stay well below in IN lists
 CHUNK = 900
 
@@ -83,6 +85,9 @@ class RunSummary:
     best: dict[str, float] = field(default_factory=dict)  # valid metrics, best epoch
     test: dict[str, float] = field(default_factory=dict)  # test metrics, best epoch
     error: str | None = None
+    batch: int | None = None  # batches done in the epoch being trained
+    batches: int | None = None  # batches an epoch
+    heartbeat: datetime | None = None  # last write of the worker
 
 
 @dataclass
@@ -284,6 +289,9 @@ def _summary(cls, run: RunRow, dataset_name: str, best: dict, **extra):
         best=_headline(best.get("valid", {})),
         test=_headline(best.get("test", {})),
         error=run.error,
+        batch=run.batch,
+        batches=run.batches,
+        heartbeat=run.heartbeat,
         **extra,
     )
 
@@ -458,6 +466,7 @@ def start_run(
     run.pid = os.getpid() if pid is None else pid
     run.versions = library_versions()
     run.started = run.started or utcnow()
+    run.heartbeat = utcnow()
     run.finished = None
     run.error = None
     run.stop_reason = None
@@ -548,10 +557,21 @@ def update_progress(
         "epochs": int(epochs),
         "best_epoch": best_epoch,
         "seconds": float(seconds),
+        "batch": 0,
+        "heartbeat": utcnow(),
     }
     if stop_reason is not None:
         values["stop_reason"] = stop_reason
     session.execute(update(RunRow).where(RunRow.id == int(run_id)).values(**values))
+
+
+def beat(session: Session, run_id: int, batch: int, batches: int) -> None:
+    """Where the worker is within the epoch, and that it is alive."""
+    session.execute(
+        update(RunRow)
+        .where(RunRow.id == int(run_id))
+        .values(batch=int(batch), batches=int(batches), heartbeat=utcnow())
+    )
 
 
 def add_attention(
@@ -704,7 +724,7 @@ def delete_run(session: Session, run_id: int) -> None:
     """Delete a run's rows and its folder of files; a live run must be cancelled
     first."""
     run = _run(session, run_id)
-    if run.status == "running" and _pid_alive(run.pid, run.host):
+    if run.status == "running" and not _worker_gone(run):
         raise StoreError(f"run {run_id} is still running; cancel it first.")
     root = data_dir_of(session).resolve()
     folder = (root / "runs" / str(run.id)).resolve()
@@ -718,11 +738,15 @@ def delete_run(session: Session, run_id: int) -> None:
 # ------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int | None, host: str | None) -> bool:
-    """Whether the worker that claimed a run still lives; another host's is assumed
-    alive (it cannot be checked from here)."""
-    if host and host != socket.gethostname():
-        return True
+def _worker_gone(run: RunRow) -> bool:
+    """Whether the worker that claimed a run is dead: by its pid on this host, by its
+    heartbeat on another."""
+    if run.host and run.host != socket.gethostname():
+        return run.heartbeat is None or utcnow() - run.heartbeat > STALE_AFTER
+    return not _pid_alive(run.pid)
+
+
+def _pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -747,7 +771,7 @@ def mark_stale_runs(session: Session) -> int:
     stale = [
         run
         for run in session.scalars(select(RunRow).where(RunRow.status == "running"))
-        if not _pid_alive(run.pid, run.host)
+        if _worker_gone(run)
     ]
     for run in stale:
         run.status = "interrupted"

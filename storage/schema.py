@@ -94,6 +94,13 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # the last lines the worker logged, for the workbench's log tail
     log: Mapped[str] = mapped_column(Text, default="")
+    # where the worker is inside the current epoch, for a progress bar read from the
+    # store alone (a run started from the command line has no event stream to read)
+    batch: Mapped[int | None] = mapped_column(Integer)
+    batches: Mapped[int | None] = mapped_column(Integer)
+    # last sign of life of the worker: the only staleness test for a worker on
+    # another host, whose pid cannot be checked from here
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
 
     dataset: Mapped[DatasetRow] = relationship(back_populates="runs")
 

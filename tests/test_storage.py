@@ -80,12 +80,33 @@ def test_upgrade_from_first_revision_keeps_rows(tmp_path):
                 "'2024-01-01 00:00:00')"
             )
         )
+        connection.execute(
+            text(
+                "INSERT INTO runs (dataset_id, model, spec, seed, protocol, status, "
+                "versions, created, epochs, best_epoch, log) VALUES (1, 'cafe', '{}', "
+                "0, 'sampled', 'finished', '{}', '2024-01-01 00:00:00', 4, 2, 'a')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO metrics (run_id, epoch, split, name, value) "
+                "VALUES (1, 2, 'valid', 'NDCG@5', 0.5)"
+            )
+        )
     engine.dispose()
 
     store = open_store(str(path))
     with store.session() as session:
         datasets = q.list_datasets(session)
         assert [(d.name, d.users) for d in datasets] == [("old", 3)]
+        [run] = q.list_runs(session)
+        # the run made before the progress columns existed reads with them empty
+        assert (run.model, run.best, run.batch, run.heartbeat) == (
+            "cafe",
+            {"NDCG@5": 0.5},
+            None,
+            None,
+        )
     with store.engine.connect() as connection:
         assert current_revision(connection) == head_revision()
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
@@ -302,6 +323,25 @@ def test_runs_of_dead_workers_are_marked_interrupted(store, ciao_dataset):
         assert q.get_run(session, alive).status == "running"
         with pytest.raises(StoreError, match="still running"):
             q.delete_run(session, alive)
+
+
+def test_runs_on_another_host_go_stale_by_heartbeat(store, ciao_dataset):
+    from datetime import timedelta
+
+    from storage.schema import utcnow
+
+    quiet, beating = _new_run(store, ciao_dataset), _new_run(store, ciao_dataset)
+    with store.session(write=True) as session:
+        for run_id, age in ((quiet, 60), (beating, 1)):
+            q.start_run(session, run_id, device="cuda:0", pid=1)
+            run = session.get(RunRow, run_id)
+            run.host = "elsewhere"
+            run.heartbeat = utcnow() - timedelta(minutes=age)
+    with store.session(write=True) as session:
+        assert q.mark_stale_runs(session) == 1
+    with store.session() as session:
+        assert q.get_run(session, quiet).status == "interrupted"
+        assert q.get_run(session, beating).status == "running"
 
 
 # ---- the GUI's queries on a store of 1,000 runs
