@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+import torch
+
 from engine.evaluation import average_attention
 from engine.experiment import DataSpec, RunSpec, build_run, load_dataset, make_trainer
 from engine.training import (
@@ -230,6 +232,12 @@ def run_stored(
         )
     except BaseException as exc:
         text = "".join(traceback.format_exception(exc)).strip()
+        if isinstance(exc, torch.OutOfMemoryError):
+            text = (
+                "The GPU ran out of memory. Lower batch_size, hidden or max_len, or "
+                "train on another device; resume continues from the last epoch.\n"
+                + text
+            )
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.transact(_end_failed, run_id, status, text, collector.take())
         emit({"event": "finished", "status": status, "error": str(exc)})

@@ -312,3 +312,32 @@ def test_train_command_stores_its_run(tmp_path, ciao_small, capsys):
     store.dispose()
     assert run.id == printed["run"] and run.status == "finished"
     assert run.test == pytest.approx(printed["test"])
+
+
+def test_out_of_memory_fails_the_run_and_resume_recovers(
+    store, ciao, reference, monkeypatch
+):
+    from engine.training import Trainer
+
+    run_id = new_run(store, ciao)
+    real_step = Trainer._step
+
+    def step_until_oom(self, batch):
+        if self.state.epoch == 1 and self.state.batch == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8 GiB")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_step", step_until_oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        run_stored(store, run_id, dataset=ciao[1])
+    monkeypatch.setattr(Trainer, "_step", real_step)
+
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "failed" and run.error.startswith("The GPU ran out of memory")
+    assert "Tried to allocate" in run.log
+    # the first epoch, written before the crash, is kept
+    assert curve == reference[1][:1]
+
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
