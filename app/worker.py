@@ -215,17 +215,17 @@ def run_stored(
     traceback and is raised again.
     """
     emit = emit or (lambda payload: None)
+    # a refusal (already running, finished, not resumable) leaves the run as it is
+    spec = RunSpec.from_dict(store.transact(_claim, run_id, resume))
     collector = LogCollector()
     root = logging.getLogger()
     before = root.level
     # the run's log keeps INFO lines even when the console shows only warnings
-    for handler in root.handlers:
-        if handler.level == logging.NOTSET:
-            handler.setLevel(before)
+    quieted = [h for h in root.handlers if h.level == logging.NOTSET]
+    for handler in quieted:
+        handler.setLevel(before)
     root.setLevel(min(before, logging.INFO))
     root.addHandler(collector)
-    # a refusal (already running, finished, not resumable) leaves the run as it is
-    spec = RunSpec.from_dict(store.transact(_claim, run_id, resume))
     try:
         return _run_stored(
             store, run_id, spec, resume, dataset, emit, observe, should_stop, collector
@@ -245,6 +245,8 @@ def run_stored(
     finally:
         root.removeHandler(collector)
         root.setLevel(before)
+        for handler in quieted:
+            handler.setLevel(logging.NOTSET)
 
 
 def _end_failed(session, run_id: int, status: str, text: str, lines) -> None:
