@@ -14,16 +14,23 @@ The API the workbench and the worker use:
 - ``storage.queries`` (Session first): ``register_dataset``, ``list_datasets``,
   ``get_dataset``, ``create_run``, ``list_runs`` (``RunSummary``: id, model, dataset,
   dataset_id, status, seed, protocol, device, created, started, finished, seconds,
-  epochs, max_epochs, best_epoch, best, test, error), ``get_run`` (``RunDetail``: plus
+  epochs, max_epochs, best_epoch, best, test, error, batch, batches, heartbeat),
+  ``get_run`` (``RunDetail``: plus
   spec, log, pid, host, versions, stop_reason, dataset_hash), ``run_curves`` (epoch,
   split, name, value), ``compare_runs`` (config as ``model.X`` / ``train.X``, metrics as
   ``valid NDCG@5`` / ``test NDCG@5``), ``user_results``, ``attention_maps`` (keys like
   ``"item layer 1 head 2"``, (L, L) float32), ``checkpoint_path``, ``set_status``,
-  ``mark_stale_runs``, ``delete_run``; the worker's writers ``start_run``,
-  ``add_metrics``, ``update_progress``, ``add_attention``, ``add_user_results``,
-  ``append_log``, ``record_artifact``.
-- ``app.worker.launch_worker(run_id, db_url, threads=1) -> Popen`` and
-  ``app.worker.cancel_worker(popen)`` start and stop the worker process.
+  ``mark_stale_runs``, ``delete_run``, ``run_spec``; the worker's writers
+  ``start_run``, ``add_metrics``, ``update_progress``, ``beat``, ``add_attention``,
+  ``add_user_results``, ``append_log``, ``record_artifact``.
+- ``app.worker.launch_worker(run_id, db_url, threads=1, resume=False) -> Popen``,
+  ``app.worker.cancel_worker(popen)`` (SIGTERM), ``app.worker.worker_command(...)``
+  (the argv, for a launcher of its own) and ``app.worker.settle_run(store, run_id,
+  returncode, stderr_tail)`` (after a worker exits: a run it left "running" becomes
+  interrupted or failed).
+- Metric names: splits "train" (loss terms, "seconds"), "valid" (metrics at each
+  validation, "seconds"), "test" (at the best epoch); a second protocol's numbers are
+  named with it, e.g. "full NDCG@5", and kept out of ``best``/``test``.
 """
 
 from storage.errors import StoreError, UnsafePathError
