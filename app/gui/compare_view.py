@@ -285,7 +285,7 @@ class CompareView(QWidget):
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addWidget(self.table, 1)
         table_layout.addWidget(self.notes)
-        upper = QSplitter(Qt.Orientation.Horizontal)
+        self.upper = upper = QSplitter(Qt.Orientation.Horizontal)
         upper.addWidget(table_box)
         upper.addWidget(self.bars)
         upper.setStretchFactor(0, 3)
@@ -382,6 +382,12 @@ class CompareView(QWidget):
         self.table.resizeColumnsToContents()
         self.notes.setText(" ".join(grid.notes))
 
+        # the table gets the width its columns need, the bar chart keeps at least 300
+        needed = sum(self.table.columnWidth(j) for j in range(len(header))) + 24
+        total = max(self.upper.width(), 1000)
+        table_width = min(needed, total - 300)
+        self.upper.setSizes([table_width, total - table_width])
+
     def _draw_bars(self) -> None:
         grid = self.grid
         rows = list(grid.mean.index)
@@ -432,7 +438,7 @@ class CompareView(QWidget):
         first = next(iter(tables.values()))
         seeds = max(1, int((self.runs["label"] == next(iter(tables))).sum()))
         groups = [
-            f"{bucket}\n{users // seeds} users"
+            f"{bucket}\nn={users // seeds}"
             for bucket, users in zip(first["bucket"], first["users"])
         ]
         series = {label: table["mean"].to_numpy() for label, table in tables.items()}

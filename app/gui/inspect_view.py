@@ -155,7 +155,8 @@ class HistoryTimeline(pg.PlotWidget):
         item.setLabel("bottom", "position in the history (oldest \u2192 newest)")
         item.hideAxis("left")
         item.setMouseEnabled(y=False)
-        self.legend = item.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=6)
+        # bottom left, below the dots, clear of the item names above them
+        self.legend = item.addLegend(offset=(10, -5), labelTextSize="8pt", colCount=7)
         self.setMinimumHeight(170)
         self.describe: list[str] = []
 
@@ -202,7 +203,7 @@ class HistoryTimeline(pg.PlotWidget):
         step = max(1, -(-shown // 12))
         self.getPlotItem().getAxis("bottom").setTickSpacing(major=step, minor=step)
         self.setRange(
-            xRange=(len(items) - shown - 0.5, len(items) + 0.5), yRange=(-0.4, 1.4)
+            xRange=(len(items) - shown - 0.5, len(items) + 0.5), yRange=(-1.1, 1.4)
         )
 
     def _target(self, x: int, colour: QColor, view: UserInspection) -> None:
