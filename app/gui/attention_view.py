@@ -54,7 +54,6 @@ class AttentionView(QWidget):
 
         self.plot = make_plot("Average attention", "key position j", "query position i")
         self.plot.getPlotItem().invertY(True)
-        self.plot.getPlotItem().setAspectLocked(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(

@@ -105,6 +105,8 @@ class ConfigForm(QWidget):
         for f in self.fields:
             widget = self._make_widget(f)
             widget.setObjectName(f.name)
+            if isinstance(widget, QSpinBox | QDoubleSpinBox):
+                widget.setMinimumWidth(120)
             widget.setToolTip(tooltip(f, getattr(self.defaults, f.name)))
             self.widgets[f.name] = widget
             layout.addRow(f.name.replace("_", " "), widget)

@@ -156,8 +156,11 @@ class RunsPanel(QWidget):
     def _on_runs(self, runs) -> None:
         if runs is None:
             return
+        first = not self.runs and bool(runs)
         self.runs = runs
         self.model.set_runs(runs)
+        if first:
+            self.table.resizeColumnsToContents()
         models = sorted({r.model for r in runs})
         known = [
             self.model_filter.itemText(i) for i in range(1, self.model_filter.count())
