@@ -49,21 +49,22 @@ PROTOCOL_CHOICES = ("sampled", "full", "both")
 TARGET = "cafe"
 SWEEP_REFERENCE, SWEEP_FALLBACK = "bert4rec", "sasrec"
 
-# the paper's Table 3 ladder: (1) fuse_intent, (2) intent_loss, (3) local heads,
-# (4) joint_inference; all off is the SASRec backbone
-ABLATION_LADDER: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("backbone", {"fuse_intent": False, "intent_loss": False, "local_heads": 0,
-                  "joint_inference": False}),
-    ("+(1)", {"fuse_intent": True, "intent_loss": False, "local_heads": 0,
-              "joint_inference": False}),
-    ("+(1)(2)", {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
-                 "joint_inference": False}),
-    ("+(1)(2)(3)", {"fuse_intent": True, "intent_loss": True, "local_heads": None,
-                    "joint_inference": False}),
-    ("+(1)(2)(4)", {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
-                    "joint_inference": True}),
-    ("+(1)(2)(3)(4)", {"fuse_intent": True, "intent_loss": True, "local_heads": None,
-                       "joint_inference": True}),
+# the paper's Table 3 ladder of switches (engine.reporting.ablation_step names each
+# step): (1) fuse_intent, (2) intent_loss, (3) local heads (None: the chosen number,
+# or the default), (4) joint_inference; all off is the SASRec backbone
+ABLATION_LADDER: tuple[dict[str, Any], ...] = (
+    {"fuse_intent": False, "intent_loss": False, "local_heads": 0,
+     "joint_inference": False},
+    {"fuse_intent": True, "intent_loss": False, "local_heads": 0,
+     "joint_inference": False},
+    {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
+     "joint_inference": False},
+    {"fuse_intent": True, "intent_loss": True, "local_heads": None,
+     "joint_inference": False},
+    {"fuse_intent": True, "intent_loss": True, "local_heads": 0,
+     "joint_inference": True},
+    {"fuse_intent": True, "intent_loss": True, "local_heads": None,
+     "joint_inference": True},
 )  # fmt: skip
 
 
@@ -245,8 +246,9 @@ def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[Job], str | 
     if args.ablation:
         default_local = REGISTRY[TARGET].config_class().local_heads
         local = settings[TARGET].get("local_heads") or default_local
-        for label, switches in ABLATION_LADDER:
+        for switches in ABLATION_LADDER:
             step = {k: (local if v is None else v) for k, v in switches.items()}
+            label = reporting.ablation_step(step)
             add("ablation", label, TARGET, settings[TARGET] | step, first_k)
 
     # Figure 4: CaFe and the reference at every k
@@ -396,7 +398,7 @@ def write_tables(args, name, runs, per_user, out: Path, reference) -> list[Path]
     if len(ladder):
         grid = reporting.ablation_table(
             ladder,
-            [label for label, _ in ABLATION_LADDER],
+            reporting.ablation_order(ladder["label"]),
             title=f"{name} (k={k}): CaFe ablation over seeds {seeds}",
         )
         grid.notes += chosen_by

@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -346,6 +347,41 @@ def _row_test(per_user, row, target: str, baseline: str) -> dict:
 
 # ---- Table 3: the ablation ladder
 # -------------------------------------------------------------
+
+
+# CaFe's four Table 3 switches with the paper's numbers: (1) fuse the intent encoder
+# into the item encoder, (2) intent loss, (3) local heads, (4) joint inference
+ABLATION_SWITCHES = (
+    ("fuse_intent", 1),
+    ("intent_loss", 2),
+    ("local_heads", 3),
+    ("joint_inference", 4),
+)
+BACKBONE = "backbone"
+
+
+def ablation_step(config: Mapping[str, Any]) -> str:
+    """The Table 3 row of a CaFe configuration: ``backbone`` with every switch off,
+    else ``+`` and the numbers of the switches on, e.g. ``+(1)(2)(4)``. ``local_heads``
+    counts as on when it is above zero."""
+    on = [number for key, number in ABLATION_SWITCHES if config.get(key)]
+    return "+" + "".join(f"({n})" for n in on) if on else BACKBONE
+
+
+def ablation_order(steps: Sequence[str]) -> list[str]:
+    """Steps as the paper lists them: fewer switches first, then by their numbers;
+    any other label (a baseline such as SASRec) before them all."""
+
+    def key(step: str) -> tuple[int, int, tuple[int, ...]]:
+        if step == BACKBONE:
+            return (1, 0, ())
+        if not (step.startswith("+(") and step.endswith(")")):
+            return (0, 0, ())
+        # "+(1)(2)(4)" -> (1, 2, 4)
+        numbers = tuple(int(n) for n in step[2:-1].split(")("))
+        return (1, len(numbers), numbers)
+
+    return sorted(dict.fromkeys(steps), key=key)
 
 
 def ablation_table(

@@ -21,6 +21,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SIZE = (1280, 800)
+# the runs behind the pictures, in the order they are trained: name -> (model, seed,
+# settings); the last is CaFe without local heads and joint inference, the (1)(2) step
+# of the paper's Table 3 ablation
+WANTED = {
+    "cafe s0": ("cafe", 0, {}),
+    "cafe s1": ("cafe", 1, {}),
+    "sasrec s0": ("sasrec", 0, {}),
+    "intentpop s0": ("intentpop", 0, {}),
+    "cafe (1)(2) s0": ("cafe", 0, {"local_heads": 0, "joint_inference": False}),
+}
+TABLE2 = ("cafe s0", "cafe s1", "sasrec s0", "intentpop s0")
 
 
 def train_runs(store, data: Path, epochs: int) -> dict[str, int]:
@@ -30,15 +41,10 @@ def train_runs(store, data: Path, epochs: int) -> dict[str, int]:
 
     spec = DataSpec(path=str(data))
     dataset = load_dataset(spec)
-    wanted = {
-        "cafe s0": ("cafe", 0),
-        "cafe s1": ("cafe", 1),
-        "sasrec s0": ("sasrec", 0),
-        "intentpop s0": ("intentpop", 0),
-    }
     ids = {}
-    for name, (model, seed) in wanted.items():
+    for name, (model, seed, settings) in WANTED.items():
         config = {"hidden": 64} if model in ("cafe", "sasrec") else {}
+        config |= settings
         train = {"epochs": epochs, "min_epochs": 0, "seed": seed, "device": "cpu"}
         run_spec = RunSpec(spec, model, config, train).resolved().to_dict()
 
@@ -70,7 +76,7 @@ def settle(app, condition, seconds: float = 300.0) -> None:
 def shoot(app, widget, path: Path) -> None:
     settle(app, lambda: True)
     widget.grab().save(str(path))
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path}")
 
 
 def main() -> int:
@@ -104,9 +110,8 @@ def main() -> int:
         store = open_store(str(args.db or Path(folder) / "runs.db"))
         with store.session() as session:
             done = queries.list_runs(session, status="finished")
-        if len(done) >= 4:
-            ids = dict(zip(("intentpop s0", "sasrec s0", "cafe s1", "cafe s0"),
-                           (r.id for r in done)))  # fmt: skip
+        if len(done) == len(WANTED):
+            ids = dict(zip(WANTED, sorted(r.id for r in done)))
         else:
             ids = train_runs(store, args.data, args.epochs)
         source = StoreSource(store)
@@ -114,9 +119,14 @@ def main() -> int:
         compare = CompareView(source)
         compare.resize(*SIZE)
         compare.show()
-        compare.compare(list(ids.values()))
+        compare.compare([ids[name] for name in TABLE2])
         settle(app, lambda: compare.grid is not None)
         shoot(app, compare, args.out / "compare.png")
+        compare.grid = None
+        compare.compare(list(ids.values()))
+        settle(app, lambda: compare.grid is not None)
+        compare.table_box.setCurrentIndex(compare.table_box.findData("ablation"))
+        shoot(app, compare, args.out / "compare-ablation.png")
 
         inspect = InspectView(source)
         inspect.resize(*SIZE)

@@ -135,13 +135,34 @@ def test_per_user_results_are_matched_by_seed_and_user():
 def test_ablation_marks_the_best_of_each_column_and_changes_over_the_backbone():
     runs = make_runs({"backbone": [0.2], "+(1)": [0.1], "+(1)(2)(3)(4)": [0.3]})
     runs["model"] = "cafe"
-    order = [label for label, _ in compare_command.ABLATION_LADDER]
-    grid = reporting.ablation_table(runs, order)
+    grid = reporting.ablation_table(runs, reporting.ablation_order(runs["label"]))
 
     assert list(grid.mean.index) == ["backbone", "+(1)", "+(1)(2)(3)(4)"]
     assert grid.best[("sampled", "NDCG@5")].tolist() == [False, False, True]
     change = grid.extra["sampled NDCG@5 vs backbone %"]
     assert change.tolist() == pytest.approx([0.0, -50.0, 50.0])
+
+
+def test_ablation_steps_are_named_and_ordered_as_in_the_paper():
+    # the command's ladder, with (3) on as three local heads, gives Table 3's rows
+    steps = [
+        reporting.ablation_step(
+            {k: (3 if v is None else v) for k, v in switches.items()}
+        )
+        for switches in compare_command.ABLATION_LADDER
+    ]
+    paper = ["backbone", "+(1)", "+(1)(2)", "+(1)(2)(3)", "+(1)(2)(4)", "+(1)(2)(3)(4)"]
+    assert steps == paper
+    assert reporting.ablation_order([*reversed(paper), "sasrec"]) == ["sasrec", *paper]
+    # any combination is a step of its own, after the ones with fewer switches
+    assert reporting.ablation_step({"local_heads": 1, "joint_inference": True}) == (
+        "+(3)(4)"
+    )
+    assert reporting.ablation_order(["+(1)(2)", "+(3)(4)", "+(4)"]) == [
+        "+(4)",
+        "+(1)(2)",
+        "+(3)(4)",
+    ]
 
 
 def test_sweep_reports_improvement_at_each_k():

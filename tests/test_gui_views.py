@@ -32,8 +32,9 @@ from storage import queries as q
 WAIT_MS = 60_000
 
 
-def add_run(store, spec: DataSpec, dataset, model: str, seed: int) -> int:
+def add_run(store, spec: DataSpec, dataset, model: str, seed: int, **settings) -> int:
     config = {"hidden": 16, "max_len": 20} if model in ("cafe", "sasrec") else {}
+    config |= settings
     train = {"epochs": 2, "min_epochs": 0, "seed": seed, "device": "cpu"}
     run_spec = RunSpec(spec, model, config, train).resolved().to_dict()
 
@@ -121,6 +122,58 @@ def test_compare_table_holds_the_stored_metrics(qtbot, store_runs, no_dialogs):
     # every run has a validation curve with one point per epoch
     for curve in view.curves.getPlotItem().listDataItems():
         assert len(curve.getData()[0]) == 2
+
+
+def test_ablation_table_puts_cafe_runs_in_rows_by_their_switches(
+    qtbot, store_runs, ciao_small, no_dialogs
+):
+    store, ids = store_runs
+    spec = DataSpec(path=str(ciao_small))
+    variant = add_run(
+        store, spec, load_dataset(spec), "cafe", 0, local_heads=0,
+        joint_inference=False,
+    )  # fmt: skip
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+
+    # one CaFe configuration alone makes no ablation
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([ids["cafe0"]])
+    ablation_item = view.table_box.model().item(view.table_box.findData("ablation"))
+    assert not ablation_item.isEnabled()
+
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([ids["cafe0"], ids["cafe1"], ids["sasrec"], variant])
+    assert ablation_item.isEnabled()
+    view.table_box.setCurrentIndex(view.table_box.findData("ablation"))
+    grid = view.grid
+
+    # SASRec, the paper's backbone, then the steps in the paper's order
+    assert list(grid.mean.index) == ["sasrec", "+(1)(2)", "+(1)(2)(3)(4)"]
+    full = [stored_test(store, ids[k])["NDCG@5"] for k in ("cafe0", "cafe1")]
+    cell = ("sampled", "NDCG@5")
+    assert grid.mean.loc["+(1)(2)(3)(4)", cell] == pytest.approx(np.mean(full))
+    assert grid.count.loc["+(1)(2)(3)(4)", cell] == 2
+    assert grid.mean.loc["+(1)(2)", cell] == pytest.approx(
+        stored_test(store, variant)["NDCG@5"]
+    )
+    base = stored_test(store, ids["sasrec"])["NDCG@5"]
+    change = grid.extra.loc["+(1)(2)", "sampled NDCG@5 vs sasrec %"]
+    assert change == pytest.approx(
+        (stored_test(store, variant)["NDCG@5"] / base - 1) * 100
+    )
+
+    # the widget, the bars and the breakdowns follow the steps
+    assert view.table.rowCount() == 3
+    assert view.table.item(0, 0).text() == "sasrec"
+    assert len(view.bars.getPlotItem().items) >= 3
+    assert set(view.breakdowns["frequency"]) == set(grid.mean.index)
+    assert len(view.curves.getPlotItem().listDataItems()) == 4
+
+    # back to Table 2: CaFe's two configurations are two columns
+    view.table_box.setCurrentIndex(view.table_box.findData("models"))
+    assert sum(label.startswith("cafe") for label in view.grid.column_names()) == 2
+    store.transact(lambda session: q.delete_run(session, variant))
 
 
 def test_breakdowns_average_back_to_the_overall_mean(qtbot, store_runs, no_dialogs):

@@ -9,6 +9,11 @@ each run's validation curve, one colour per run; a bar per metric and configurat
 and NDCG@5 broken down by how often the held-out item was trained on and by history
 length, from the stored per-user results. A warning names any difference in dataset
 version or protocol among the selected runs, because their numbers do not compare.
+
+The Table selector switches to the paper's Table 3: the selected CaFe runs in rows by
+which of the four ablation switches they have on (``engine.reporting.ablation_step``,
+the names the ``compare --ablation`` command writes), SASRec as the backbone, and every
+row's change over the first.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from engine.inspect import FREQUENCY_EDGES, LENGTH_EDGES, breakdown
 log = logging.getLogger(__name__)
 
 CAFE = "cafe"
+MODELS, ABLATION = "models", "ablation"
+TABLES = {MODELS: "Models (Table 2)", ABLATION: "CaFe ablation (Table 3)"}
 # settings that do not make a different configuration
 NOT_CONFIG = ("train.seed", "train.device", "train.eval_batch_size")
 METRIC_ORDER = ("NDCG@5", "HR@5", "NDCG@10", "HR@10", "MRR")
@@ -89,11 +96,51 @@ def config_labels(runs: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def report_inputs(comparison: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
+def ablation_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each CaFe run's Table 3 step (``backbone``, ``+(1)``, ...), SASRec runs as
+    ``sasrec`` (the paper's backbone model); every other run None."""
+    labels = pd.Series(None, index=runs.index, dtype=object)
+    for index, run in runs.iterrows():
+        if run["model"] == "sasrec":
+            labels[index] = "sasrec"
+        elif run["model"] == CAFE:
+            switches = {
+                key: run.get(f"model.{key}") for key, _ in reporting.ABLATION_SWITCHES
+            }
+            labels[index] = reporting.ablation_step(switches)
+    return labels
+
+
+def ablation_notes(runs: pd.DataFrame) -> list[str]:
+    """Settings other than the four switches in which the CaFe runs differ: their
+    steps pool runs that are not the same configuration."""
+    cafe = runs[runs["model"] == CAFE]
+    switches = {f"model.{key}" for key, _ in reporting.ABLATION_SWITCHES}
+    differing = [
+        c.split(".", 1)[-1]
+        for c in cafe.columns
+        if c.startswith(("model.", "train."))
+        and c not in switches
+        and c not in NOT_CONFIG
+        and cafe[c].map(str).nunique() > 1
+    ]
+    if not differing:
+        return []
+    return [
+        f"The CaFe runs also differ in {', '.join(differing)}; each step pools them."
+    ]
+
+
+def report_inputs(
+    comparison: Comparison, labels: pd.Series | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``engine.reporting``'s two tables: runs (label, model, protocol, seed, test
-    metrics) and per-user test results, one row per (run, user)."""
+    metrics) and per-user test results, one row per (run, user). ``labels`` name the
+    column of each run (default: its configuration); a run labelled None is left
+    out."""
     runs = comparison.runs.copy()
-    runs["label"] = config_labels(runs)
+    runs["label"] = config_labels(runs) if labels is None else labels
+    runs = runs[runs["label"].notna()]
     metrics = {
         c: c.removeprefix("test ") for c in runs.columns if c.startswith("test ")
     }
@@ -138,6 +185,43 @@ def comparison_grid(runs: pd.DataFrame, per_user: pd.DataFrame | None):
             runs[keep], users, metrics, target=target
         ).extra
     return grid
+
+
+def ablation_grid(runs: pd.DataFrame):
+    """Table 3 of the selected runs: one row per ablation step."""
+    grid = reporting.ablation_table(
+        runs,
+        reporting.ablation_order(runs["label"]),
+        metric_columns(runs),
+        title="CaFe ablation",
+    )
+    grid.notes.append(
+        "(1) intent encoder fused into the item encoder, (2) intent loss, (3) local "
+        "heads, (4) joint inference; the last column is each step's change over the "
+        "first row."
+    )
+    return grid
+
+
+def bar_series(grid, table: str):
+    """Groups along the x axis, and per series its bar heights and spreads: Table 2
+    has a group per (protocol, metric) and a series per configuration, Table 3 the
+    other way round."""
+    if table == ABLATION:
+        keys = list(grid.mean.columns)  # (protocol, metric)
+        names = [str(step) for step in grid.mean.index]
+        series = {n: grid.mean.iloc[i].to_numpy() for i, n in enumerate(names)}
+        errors = {n: grid.std.iloc[i].to_numpy() for i, n in enumerate(names)}
+    else:
+        keys = list(grid.mean.index)  # (protocol, metric)
+        names = grid.column_names()
+        series = {n: grid.mean.iloc[:, j].to_numpy() for j, n in enumerate(names)}
+        errors = {n: grid.std.iloc[:, j].to_numpy() for j, n in enumerate(names)}
+    several = len({protocol for protocol, _ in keys}) > 1
+    groups = [
+        f"{metric}\n{protocol}" if several else metric for protocol, metric in keys
+    ]
+    return groups, series, errors
 
 
 def mismatch_warnings(runs: pd.DataFrame) -> list[str]:
@@ -220,6 +304,18 @@ def grouped_bars(
     plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(groups))])
     plot.setXRange(-0.6, len(groups) - 0.4, padding=0)
 
+    # headroom above the tallest bar, so the legend in the corner covers none
+    tops = [np.nan_to_num(np.asarray(v, dtype=float)) for v in series.values()]
+    if errors:
+        tops += [
+            np.nan_to_num(np.asarray(v, dtype=float))
+            + np.nan_to_num(np.asarray(errors.get(n, 0.0), dtype=float))
+            for n, v in series.items()
+        ]
+    top = max((float(t.max()) for t in tops if t.size), default=0.0)
+    if top > 0:
+        plot.setYRange(0, top * (1.15 + 0.1 * count), padding=0)
+
 
 class CompareView(QWidget):
     """Warning and table on top, bars beside it; curves and breakdowns below."""
@@ -235,6 +331,9 @@ class CompareView(QWidget):
         self.runs: pd.DataFrame | None = None
         self.per_user: pd.DataFrame | None = None
         self.grid = None
+        self.table_kind = MODELS
+        # per table kind: (runs, per-user results, grid), or None where not possible
+        self.tables: dict[str, tuple | None] = {}
         self.breakdowns: dict[str, dict[str, pd.DataFrame]] = {}
         self._build()
 
@@ -248,6 +347,14 @@ class CompareView(QWidget):
         self.metric_box = QComboBox()
         self.metric_box.setMinimumWidth(100)
         self.metric_box.setToolTip("Metric of the curves and the breakdowns")
+        self.table_box = QComboBox()
+        for kind, text in TABLES.items():
+            self.table_box.addItem(text, kind)
+        self.table_box.setToolTip(
+            "Table 2 puts models side by side; Table 3 puts the selected CaFe runs in "
+            "rows by which of the paper's four ablation switches they have on (needs "
+            "at least two different steps among the selected runs)."
+        )
         self.export_button = exports.export_button(self, self._exports())
 
         self.table = QTableWidget()
@@ -259,7 +366,8 @@ class CompareView(QWidget):
         self.bars = make_plot("Test metrics", "metric", "value")
         self.bars.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.curves = make_plot("Validation curves", "epoch", "NDCG@5")
-        self.curves.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        # top left: validation curves rise, so that corner stays clear of them
+        self.curves.addLegend(offset=(10, 10), labelTextSize="8pt")
         self.by_frequency = make_plot(
             "NDCG@5 by target frequency", BREAKDOWNS["frequency"][2], "NDCG@5"
         )
@@ -277,6 +385,8 @@ class CompareView(QWidget):
 
         bar = QHBoxLayout()
         bar.addWidget(self.heading, 1)
+        bar.addWidget(QLabel("Table"))
+        bar.addWidget(self.table_box)
         bar.addWidget(QLabel("Metric"))
         bar.addWidget(self.metric_box)
         bar.addWidget(self.export_button)
@@ -301,6 +411,9 @@ class CompareView(QWidget):
         layout.addWidget(self.warning)
         layout.addWidget(body, 1)
         self.metric_box.currentIndexChanged.connect(self._metric_changed)
+        self.table_box.currentIndexChanged.connect(
+            lambda _: self.show_table(self.table_box.currentData())
+        )
 
     # ---- loading
 
@@ -327,29 +440,57 @@ class CompareView(QWidget):
 
     def show_comparison(self, comparison: Comparison) -> None:
         self.comparison = comparison
-        self.runs, self.per_user = report_inputs(comparison)
-        self.grid = comparison_grid(self.runs, self.per_user)
-        runs = comparison.runs
-        self.heading.setText(
-            f"{len(runs)} runs in {self.runs['label'].nunique()} configurations "
-            f"on {', '.join(dict.fromkeys(runs['dataset'].astype(str)))}"
+        runs, per_user = report_inputs(comparison)
+        self.tables = {MODELS: (runs, per_user, comparison_grid(runs, per_user))}
+        ablation_runs, ablation_users = report_inputs(
+            comparison, ablation_labels(comparison.runs)
         )
-        problems = mismatch_warnings(runs)
+        steps = set(ablation_runs["label"]) - {"sasrec"}
+        if steps and ablation_runs["label"].nunique() > 1:
+            grid = ablation_grid(ablation_runs)
+            grid.notes += ablation_notes(comparison.runs)
+            self.tables[ABLATION] = (ablation_runs, ablation_users, grid)
+        else:
+            self.tables[ABLATION] = None
+
+        self.table_box.blockSignals(True)
+        item = self.table_box.model().item(self.table_box.findData(ABLATION))
+        item.setEnabled(self.tables[ABLATION] is not None)
+        if self.tables.get(self.table_kind) is None:
+            self.table_kind = MODELS
+        self.table_box.setCurrentIndex(self.table_box.findData(self.table_kind))
+        self.table_box.blockSignals(False)
+
+        problems = mismatch_warnings(comparison.runs)
         self.warning.setVisible(bool(problems))
         self.warning.setText(
             "\u26a0 The selected runs are not comparable: " + "; ".join(problems) + "."
             if problems
             else ""
         )
-        self._fill_table()
-        self._draw_bars()
         self.metric_box.blockSignals(True)
         self.metric_box.clear()
-        self.metric_box.addItems(metric_columns(self.runs))
+        self.metric_box.addItems(metric_columns(runs))
         self.metric_box.setCurrentText("NDCG@5")
         self.metric_box.blockSignals(False)
-        self._metric_changed()
+        self.show_table(self.table_kind)
         self.compared.emit()
+
+    def show_table(self, kind: str) -> None:
+        """Show Table 2 (models) or Table 3 (the CaFe ablation) of the compared runs,
+        with bars, curves and breakdowns of the same columns."""
+        if self.comparison is None or self.tables.get(kind) is None:
+            return
+        self.table_kind = kind
+        self.runs, self.per_user, self.grid = self.tables[kind]
+        self.heading.setText(
+            f"{len(self.runs)} runs in {self.runs['label'].nunique()} "
+            f"{'configurations' if kind == MODELS else 'ablation steps'} on "
+            f"{', '.join(dict.fromkeys(self.comparison.runs['dataset'].astype(str)))}"
+        )
+        self._fill_table()
+        self._draw_bars()
+        self._metric_changed()
 
     # ---- drawing
 
@@ -389,18 +530,14 @@ class CompareView(QWidget):
         self.upper.setSizes([table_width, total - table_width])
 
     def _draw_bars(self) -> None:
-        grid = self.grid
-        rows = list(grid.mean.index)
-        groups = [f"{metric}" if len({p for p, _ in rows}) == 1 else f"{metric}\n{p}"
-                  for p, metric in rows]  # fmt: skip
-        names = grid.column_names()
-        series = {n: grid.mean.iloc[:, j].to_numpy() for j, n in enumerate(names)}
-        errors = {n: grid.std.iloc[:, j].to_numpy() for j, n in enumerate(names)}
+        groups, series, errors = bar_series(self.grid, self.table_kind)
         grouped_bars(self.bars, groups, series, self.colours(), errors)
 
     def colours(self) -> dict[str, str]:
-        """One colour per configuration, the same in every bar chart."""
-        labels = self.grid.column_names() if self.grid is not None else []
+        """One colour per configuration or step, the same in every bar chart."""
+        labels = []
+        if self.grid is not None:
+            labels = bar_series(self.grid, self.table_kind)[1]
         return {label: SERIES[i % len(SERIES)] for i, label in enumerate(labels)}
 
     def _metric_changed(self) -> None:
@@ -413,7 +550,12 @@ class CompareView(QWidget):
             ("length", self.by_length),
         ):
             by, edges, axis = BREAKDOWNS[name]
-            tables = label_breakdowns(self.per_user, by, edges, metric)
+            found = label_breakdowns(self.per_user, by, edges, metric)
+            # in the order (and so the colours) of the bar chart's legend
+            order = [label for label in self.colours() if label in found]
+            tables = {
+                label: found[label] for label in order + sorted(set(found) - set(order))
+            }
             self.breakdowns[name] = tables
             self._draw_breakdown(plot, tables, metric, name, edges)
 
@@ -421,7 +563,8 @@ class CompareView(QWidget):
         self.curves.clear()
         self.curves.getPlotItem().legend.clear()
         labels = dict(zip(self.runs["id"], self.runs["label"]))
-        for index, (run_id, curve) in enumerate(self.comparison.curves.items()):
+        shown = [(i, c) for i, c in self.comparison.curves.items() if i in labels]
+        for index, (run_id, curve) in enumerate(shown):
             rows = curve[(curve["split"] == "valid") & (curve["name"] == metric)]
             seed = self.runs.loc[self.runs["id"] == run_id, "seed"].iloc[0]
             line = add_curve(
