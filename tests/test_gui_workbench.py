@@ -80,6 +80,8 @@ def tiny_run(window, epochs: int) -> list[int]:
 def test_window_starts_remembers_geometry_and_quits(qtbot, window, tmp_path):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert titles[:3] == ["Data", "Train", "Runs"]
+    # the icon from assets/ is found and renders
+    assert not window.windowIcon().pixmap(32, 32).isNull()
     # the offscreen screen is 800x600: a restored window is kept inside its width
     window.resize(810, 590)
     window.tabs.setCurrentIndex(2)

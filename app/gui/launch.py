@@ -17,13 +17,14 @@ def launch(args: argparse.Namespace) -> int:
     from app.gui import dialogs
     from app.gui.main_window import MainWindow
     from app.gui.settings import APPLICATION, ORGANIZATION, Settings
-    from app.gui.theme import Theme, apply_fusion
+    from app.gui.theme import Theme, app_icon, apply_fusion
     from storage import StoreError, open_store, queries
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     apply_fusion(app)
+    app.setWindowIcon(app_icon())
     settings = Settings()
     theme = Theme(app, settings.theme())
     try:

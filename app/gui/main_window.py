@@ -21,7 +21,7 @@ from app.gui.data_panel import DataPanel
 from app.gui.jobs import WorkerJobs
 from app.gui.runs_panel import RunsPanel
 from app.gui.settings import Settings
-from app.gui.theme import style_plot
+from app.gui.theme import app_icon, style_plot
 from app.gui.train_panel import TrainPanel
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.theme = theme
         self.setWindowTitle("CaFe Workbench")
+        self.setWindowIcon(app_icon())
         self.jobs = WorkerJobs(store, threads=threads, parent=self)
 
         self.tabs = QTabWidget()

@@ -9,13 +9,16 @@ widget is restyled when the scheme changes.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 log = logging.getLogger(__name__)
+
+ICON = Path(__file__).resolve().parents[2] / "assets" / "cafe-workbench.svg"
 
 # plot colours that read on both backgrounds (Okabe-Ito, colour-blind safe)
 SERIES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
@@ -114,3 +117,11 @@ def style_plot(plot: pg.PlotWidget, dark: bool) -> None:
 def apply_fusion(app: QApplication) -> None:
     """Fusion looks the same on every platform and honours the palette fully."""
     app.setStyle("Fusion")
+
+
+def app_icon() -> QIcon:
+    """The workbench's icon (``assets/cafe-workbench.svg``); empty if it is missing."""
+    if not ICON.is_file():
+        log.warning("icon %s is missing", ICON)
+        return QIcon()
+    return QIcon(str(ICON))
