@@ -68,6 +68,11 @@ def status_of(store, run_id: int) -> str:
         return queries.get_run(session, run_id).status
 
 
+def epochs_of(store, run_id: int) -> int:
+    with store.session() as session:
+        return queries.get_run(session, run_id).epochs
+
+
 def tiny_run(window, epochs: int) -> list[int]:
     """Launch CaFe (hidden 16, one block) through the train page."""
     panel = window.train_panel
@@ -192,3 +197,37 @@ def test_launch_watch_and_cancel_runs(qtbot, window, store, ciao_small, errors):
     assert window.tabs.currentWidget() is window.train_panel
     assert window.train_panel.model_form.value("hidden") == 16
     assert window.train_panel.train_form.value("epochs") == 2
+
+
+@pytest.mark.parametrize("choice", ["stay", "keep", "cancel"])
+def test_closing_with_a_run_in_flight_asks_first(
+    qtbot, window, store, ciao_small, monkeypatch, choice
+):
+    load(qtbot, window, ciao_small)
+    register(qtbot, window)
+    (run_id,) = tiny_run(window, epochs=500)
+    qtbot.waitUntil(
+        lambda: status_of(store, run_id) == "running", timeout=RUN_TIMEOUT_MS
+    )
+    asked = []
+    monkeypatch.setattr(
+        dialogs, "ask_close_with_runs", lambda _p, n: asked.append(n) or choice
+    )
+    job = window.jobs.jobs[run_id]
+
+    closed = window.close()
+    assert asked == [1]
+    assert closed == (choice != "stay")
+    if choice == "stay":
+        assert window.isVisible() and window.jobs.running() == [run_id]
+    elif choice == "keep":
+        # the worker outlives the window and goes on recording epochs
+        before = epochs_of(store, run_id)
+        qtbot.waitUntil(
+            lambda: epochs_of(store, run_id) > before, timeout=RUN_TIMEOUT_MS
+        )
+        assert job.popen.poll() is None and status_of(store, run_id) == "running"
+        job.popen.terminate()
+        job.popen.wait(30)
+    if choice != "stay":
+        qtbot.waitUntil(lambda: status_of(store, run_id) == "cancelled", timeout=30_000)
