@@ -6,7 +6,10 @@ configuration) and ``DIR/runs/<key>.per_user.parquet`` (its test per-user result
 the key hashes the model, its configuration, the training settings, the column
 mapping, the filters and the content hash of the prepared data, so a rerun skips what
 is done and anything changed is trained anew. An interrupted run resumes from its
-checkpoint in ``DIR/runs/<key>.ckpt``.
+checkpoint in ``DIR/runs/<key>.ckpt``. With ``--store`` each run it trains is also
+recorded in the run store as ``train`` records it (curves, attention, per-user results,
+checkpoint), so the workbench can compare, inspect and explore it; an interrupted run
+then resumes from its stored checkpoint.
 
 Outputs in DIR: ``table2`` (the paper's Table 2), ``significance`` (CaFe against every
 baseline), ``table3-ablation`` with ``--ablation`` and ``figure4-sweep`` (+ a PNG) when
@@ -117,6 +120,13 @@ def add_compare_command(sub) -> None:
     )
     g.add_argument(
         "--out", default=None, help="Output folder (default ./out/compare-DATASET)."
+    )
+    g.add_argument(
+        "--store",
+        action="store_true",
+        help="Also record every run it trains in the run store (--db), as train "
+        "does, so the workbench can compare, inspect and explore them; a stopped "
+        "stored run of the same settings is resumed.",
     )
     g.add_argument("--threads", type=int, default=0, help="Torch CPU threads (0: all).")
     g.add_argument("--quiet", action="store_true", help="No training progress.")
@@ -289,7 +299,16 @@ def compare(args: argparse.Namespace) -> int:
     jobs, reference = plan(args, models)
     name = dataset_name(DataSpec(path=str(args.data)))
     out = Path(args.out) if args.out else Path("out") / f"compare-{name}"
-    runs, per_user = run_jobs(args, jobs, out / "runs")
+    store = None
+    if args.store:
+        from storage import open_store
+
+        store = open_store(args.db)
+    try:
+        runs, per_user = run_jobs(args, jobs, out / "runs", store)
+    finally:
+        if store is not None:
+            store.dispose()
     runs.to_csv(out / "runs.csv", index=False)
     written = [out / "runs.csv"]
     written += write_tables(args, name, runs, per_user, out, reference)
@@ -298,9 +317,10 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def run_jobs(
-    args: argparse.Namespace, jobs: list[Job], folder: Path
+    args: argparse.Namespace, jobs: list[Job], folder: Path, store=None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Do or find every job; one row per (job, protocol) and their per-user rows."""
+    """Do or find every job; one row per (job, protocol) and their per-user rows.
+    With ``store`` every run trained here is also recorded in the run store."""
     train, protocols = train_settings(args), protocols_of(args.protocol)
     done: dict[str, tuple[dict, pd.DataFrame]] = {}
     rows, users = [], []
@@ -327,7 +347,9 @@ def run_jobs(
             elif found := load_done(folder, key, spec, dataset, protocols, note):
                 done[key], how = found, "done before"
             else:
-                done[key] = train_one(folder, key, spec, dataset, args.quiet, note)
+                done[key] = train_one(
+                    folder, key, spec, dataset, args.quiet, note, store
+                )
                 fitted = done[key][0]["stop_reason"] != "not trainable"
                 verb = "trained" if fitted else "evaluated"
                 how = f"{verb} in {time.perf_counter() - began:.1f}s"
@@ -335,8 +357,12 @@ def run_jobs(
             found_metrics = metrics_by_protocol(summary)
             ident = {"table": job.table, "label": job.label, "model": job.model}
             ident |= {"seed": job.seed, "k": k, "key": key}
+            # the run's id in the run store, where it was recorded there
+            stored = {"run": summary["run"]} if "run" in summary else {}
             for protocol in protocols:
-                rows.append(ident | {"protocol": protocol} | found_metrics[protocol])
+                rows.append(
+                    ident | stored | {"protocol": protocol} | found_metrics[protocol]
+                )
             chosen = per_user[per_user["protocol"].isin(protocols)]
             users.append(chosen.assign(**ident))
             progress_line(position, len(jobs), job, found_metrics[protocols[0]], how)

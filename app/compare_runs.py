@@ -86,19 +86,17 @@ def train_one(
     dataset,
     quiet: bool = True,
     note: Callable[[str], None] = log.info,
+    store=None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Train and evaluate one run, resuming its checkpoint; save and return it."""
-    run = build_run(spec, dataset)
-    printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
-    checkpoints = folder / f"{key}.ckpt"
-    trainer = make_trainer(run, checkpoint_dir=checkpoints)
-    if trainer.resume():
-        note(f"{key}: resuming from its checkpoint at epoch {trainer.state.epoch}.")
-    result = None
-    for event in trainer.run():
-        printer(event)
-        if isinstance(event, Finished):
-            result = event.result
+    """Train and evaluate one run, resuming its checkpoint; save and return it.
+
+    With ``store`` (a ``storage.Store``) the run is recorded there exactly as ``train``
+    records it, so the workbench can compare, inspect and explore it; a stopped run of
+    the same spec in the store is resumed rather than started again."""
+    if store is not None:
+        run_id, result = train_stored(store, key, spec, dataset, quiet, note)
+    else:
+        run_id, result = None, train_here(folder, key, spec, dataset, quiet, note)
     if result is None or result.test is None:
         raise ConfigError(f"run {key} ended without a test evaluation.")
 
@@ -113,9 +111,60 @@ def train_one(
         "spec": spec.to_dict(),
         "min_item_freq": spec.data.filters.get("min_item_freq"),
     }
+    if run_id is not None:
+        summary["run"] = run_id
     save_done(folder, key, summary, users)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    # the checkpoint goes only once the finished run is saved
+    shutil.rmtree(folder / f"{key}.ckpt", ignore_errors=True)
     return summary, users
+
+
+def train_here(folder: Path, key: str, spec: RunSpec, dataset, quiet, note):
+    """Train in this process with the checkpoint in ``folder/<key>.ckpt``."""
+    run = build_run(spec, dataset)
+    printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
+    trainer = make_trainer(run, checkpoint_dir=folder / f"{key}.ckpt")
+    if trainer.resume():
+        note(f"{key}: resuming from its checkpoint at epoch {trainer.state.epoch}.")
+    result = None
+    for event in trainer.run():
+        printer(event)
+        if isinstance(event, Finished):
+            result = event.result
+    return result
+
+
+# a stored run in one of these states continues from its checkpoint
+RESUMABLE = ("cancelled", "interrupted")
+
+
+def train_stored(store, key: str, spec: RunSpec, dataset, quiet, note):
+    """Train as a stored run (the worker's code path), resuming a stopped one;
+    returns the run's id in the store and its result."""
+    from app.worker import StopFlag, run_stored
+    from storage import queries as q
+
+    def claim(session) -> tuple[int, bool]:
+        q.mark_stale_runs(session)
+        dataset_id = q.register_dataset(session, spec.data.to_dict(), dataset)
+        stopped = q.find_runs(session, dataset_id, spec.to_dict(), RESUMABLE)
+        if stopped:
+            return stopped[0], True
+        return q.create_run(session, spec.to_dict(), dataset_id), False
+
+    run_id, resume = store.transact(claim)
+    if resume:
+        note(f"{key}: resuming stored run {run_id} from its checkpoint.")
+    printer = ProgressPrinter(spec.train.get("metric", "NDCG@5"), quiet=quiet)
+    # Ctrl-C or SIGTERM stops after the batch; the next compare resumes the run
+    with StopFlag().installed() as flag:
+        result = run_stored(
+            store, run_id, resume=resume, dataset=dataset, observe=printer,
+            should_stop=flag,
+        )  # fmt: skip
+    if result.stop_reason == "cancelled":
+        raise KeyboardInterrupt(f"run {run_id} cancelled")
+    return run_id, result
 
 
 def save_done(folder: Path, key: str, summary: dict, users: pd.DataFrame) -> None:

@@ -211,6 +211,27 @@ def create_run(session: Session, run_spec: dict[str, Any], dataset_id: int) -> i
     return row.id
 
 
+def find_runs(
+    session: Session,
+    dataset_id: int,
+    run_spec: dict[str, Any],
+    status: Sequence[str],
+) -> list[int]:
+    """Ids of the runs of exactly ``run_spec`` on a dataset whose status is one of
+    ``status``, newest first (how ``compare --store`` finds a run to resume)."""
+    wanted = _jsonable(run_spec)
+    rows = session.execute(
+        select(RunRow.id, RunRow.spec)
+        .where(
+            RunRow.dataset_id == dataset_id,
+            RunRow.model == run_spec["model"],
+            RunRow.status.in_(list(status)),
+        )
+        .order_by(RunRow.id.desc())
+    ).all()
+    return [run_id for run_id, spec in rows if spec == wanted]
+
+
 def list_runs(
     session: Session,
     *,

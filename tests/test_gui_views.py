@@ -336,3 +336,59 @@ def test_every_export_writes_a_file_that_parses(
     # a wrong extension is refused with a message naming the file
     with pytest.raises(exports.ExportError, match="plot.bmp"):
         exports.export_plot(compare.curves, tmp_path / "plot.bmp")
+
+
+def test_compare_store_resumes_and_agrees_with_the_compare_view(
+    qtbot, ciao_small, tmp_path, monkeypatch, no_dialogs
+):
+    """``compare --store`` records its runs; one stopped mid-epoch is resumed by the
+    next compare; the stored runs give the workbench the command's own Table 2."""
+    from app.cli import main
+    from app.worker import StopFlag
+
+    db = tmp_path / "runs.db"
+    argv = [
+        "--db", str(db), "compare", "--data", str(ciao_small), "--models", "cafe",
+        "--seeds", "1", "--epochs", "3", "--min-epochs", "0", "--hidden", "16",
+        "--device", "cpu", "--quiet", "--store",
+    ]  # fmt: skip
+    plain = main([*argv[2:-1], "--out", str(tmp_path / "plain")])
+    assert plain == 0
+
+    # a stop request in the second epoch (as Ctrl-C would make) cancels the run
+    polls = {"count": 0}
+
+    def stop_later(_flag) -> bool:
+        polls["count"] += 1
+        return polls["count"] > 7
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StopFlag, "__call__", stop_later)
+        assert main([*argv, "--out", str(tmp_path / "stored")]) == 130
+    store = open_store(str(db))
+    with store.session() as session:
+        (cafe,) = [r for r in q.list_runs(session) if r.model == "cafe"]
+    assert cafe.status == "cancelled" and cafe.epochs == 1
+
+    # the next compare resumes that run and reaches the uninterrupted numbers
+    assert main([*argv, "--out", str(tmp_path / "stored")]) == 0
+    with store.session() as session:
+        runs = q.list_runs(session)
+    assert sorted(r.model for r in runs) == ["cafe", "intentpop"]
+    assert all(r.status == "finished" for r in runs)
+    assert {r.id for r in runs if r.model == "cafe"} == {cafe.id}
+    table = pd.read_csv(tmp_path / "stored" / "table2.csv")
+    assert table.equals(pd.read_csv(tmp_path / "plain" / "table2.csv"))
+    listed = pd.read_csv(tmp_path / "stored" / "runs.csv")
+    assert sorted(listed["run"].unique()) == sorted(r.id for r in runs)
+
+    # the compare view of the stored runs shows the command's numbers
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare([r.id for r in runs])
+    for _, row in table.iterrows():
+        for model in ("cafe", "intentpop"):
+            shown = view.grid.mean.loc[("sampled", row["metric"])].xs(model, level=1)
+            assert float(shown.iloc[0]) == pytest.approx(row[f"{model} mean"])
+    store.dispose()
