@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from app.progress import ProgressPrinter
+from engine import distributed
 from engine.data.dataset import ColumnMapping, Filters, guess_mapping, prepare
 from engine.data.io import load_raw
 from engine.experiment import DataSpec, RunSpec, build_run, dataset_name, make_trainer
@@ -67,21 +68,32 @@ def data_spec_from_args(args: argparse.Namespace):
 
 
 def train(args: argparse.Namespace) -> int:
+    """One run; started by torchrun, one data-parallel process of it, of which only
+    the first (rank 0) stores the run and prints."""
     from app.cli import model_overrides, print_json, train_overrides
 
     configure_threads(args.threads)
-    data, dataset = data_spec_from_args(args)
-    for note in dataset.notes:
-        print(f"note: {note}", file=sys.stderr)
-    spec = RunSpec(
-        data, args.model, model_overrides(args), train_overrides(args)
-    ).resolved()
-    summary = execute_run(
-        spec, dataset, quiet=args.quiet, store=not args.no_store, db=args.db
-    )
-    print_metrics(summary)
-    if args.json:
-        print_json(summary)
+    where = distributed.setup()
+    try:
+        data, dataset = data_spec_from_args(args)
+        for note in dataset.notes if where.is_main else ():
+            print(f"note: {note}", file=sys.stderr)
+        spec = RunSpec(
+            data, args.model, model_overrides(args), train_overrides(args)
+        ).resolved()
+        summary = execute_run(
+            spec,
+            dataset,
+            quiet=args.quiet or not where.is_main,
+            store=not args.no_store and where.is_main,
+            db=args.db,
+        )
+    finally:
+        distributed.teardown()
+    if where.is_main:
+        print_metrics(summary)
+        if args.json:
+            print_json(summary)
     return 0
 
 
@@ -151,6 +163,7 @@ def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:
         "protocol": spec.train["protocol"],
         "seed": spec.train["seed"],
         "device": result.device,
+        "processes": result.processes,
         "epochs_trained": result.epochs_trained,
         "best_epoch": result.best_epoch,
         "stop_reason": result.stop_reason,

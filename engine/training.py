@@ -7,6 +7,9 @@ that resumes mid-epoch.
 
 The test set never chooses anything: the best epoch is picked on validation and only its
 checkpoint is evaluated on test.
+
+Started by torchrun, the same trainer trains data-parallel across the processes
+(:mod:`engine.distributed`); alone, it trains as one process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine import distributed
 from engine.batches import TrainSampler
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data.split import Split
@@ -159,6 +163,7 @@ class TrainResult:
     stop_reason: str  # "patience", "epochs", "cancelled", "not trainable"
     seconds: float
     device: str
+    processes: int = 1  # data-parallel processes that trained it (torchrun)
     valid: EvalResult | None = None
     test: EvalResult | None = None
     # the best checkpoint under ``also_evaluate``: {"valid": ..., "test": ...}
@@ -212,7 +217,11 @@ class Trainer:
         self.config = config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.should_stop = should_stop or (lambda: False)
+        self.place = distributed.place()
         self.device = resolve_device(config.device)
+        if self.place.distributed and self.device.type == "cuda":
+            # one GPU per process: torchrun's local rank picks it
+            self.device = torch.device("cuda", self.place.local_rank)
         self.model.to(self.device)
         self.state = _State()
         self._best_weights: dict[str, torch.Tensor] | None = None
@@ -228,6 +237,26 @@ class Trainer:
                 weight_decay=config.weight_decay,
                 fused=fused or None,
             )
+        self.ddp = self._wrap_data_parallel() if model.trainable else None
+
+    def _wrap_data_parallel(self) -> nn.Module | None:
+        """DistributedDataParallel around the model when torchrun started this run."""
+        if not self.place.distributed:
+            return None
+        from torch.nn.parallel import DistributedDataParallel
+
+        # dropout and masking draw from torch's global generator: another stream per
+        # rank, so the ranks do not drop the same units of different sequences
+        if not self.place.is_main:
+            torch.manual_seed(self.config.seed + 7919 * self.place.rank)
+        return DistributedDataParallel(
+            self.model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            # switched-off parts (CaFe's ablations) leave parameters without gradients
+            find_unused_parameters=True,
+            # the models' buffers are constants (the item -> intent map)
+            broadcast_buffers=False,
+        )
 
     # -- resuming
 
@@ -252,7 +281,7 @@ class Trainer:
         return True
 
     def _save_last(self) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.place.is_main:
             return
         state = dataclasses.asdict(self.state)
         order = state.pop("order")
@@ -272,7 +301,7 @@ class Trainer:
     def _save_best(self) -> None:
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._best_weights = weights
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.place.is_main:
             save_checkpoint({"model": weights}, self.checkpoint_dir / "best.pt")
 
     def _load_best(self) -> None:
@@ -338,11 +367,20 @@ class Trainer:
             self.state.order = sampler.order(self.generator)
         size = self.config.batch_size
         for index in range(self.state.batch, batches):
-            if self.should_stop():
+            if distributed.any_rank(self.should_stop(), self.device):
                 return True
             rows = self.state.order[index * size : (index + 1) * size]
-            batch = sampler.batch(rows, self.generator).to(self.device)
-            losses = self._step(batch)
+            # every rank draws the whole batch, keeping the generator in step, and
+            # trains its share; a last batch too short to share is left out
+            batch = sampler.batch(rows, self.generator)
+            if self.place.distributed:
+                if len(rows) < self.place.world:
+                    self.state.batch = index + 1
+                    continue
+                batch = batch.rows(
+                    distributed.share(torch.arange(len(rows)), self.place)
+                )
+            losses = self._step(batch.to(self.device))
             for name, value in losses.items():
                 self.state.loss_sums[name] = self.state.loss_sums.get(name, 0.0) + value
             self.state.batch = index + 1
@@ -351,7 +389,7 @@ class Trainer:
 
     def _step(self, batch) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.model(batch)
+        losses = (self.ddp or self.model)(batch)
         losses["loss"].backward()
         if self.config.clip_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
@@ -422,6 +460,7 @@ class Trainer:
             stop_reason=reason,
             seconds=time.perf_counter() - started,
             device=str(self.device),
+            processes=self.place.world,
             valid=valid,
             test=test,
             extra=extra,

@@ -125,10 +125,16 @@ class TrainBatch:
     neg: Tensor  # (B, L) one negative item per target seq[:, 1:], 0 where it is padding
     neg_intents: Tensor  # (B, L) one negative intent per target, 0 where it is padding
 
+    def tensors(self) -> list[Tensor]:
+        # not dataclasses.astuple, which deep-copies every tensor
+        return [getattr(self, f.name) for f in fields(self)]
+
     def to(self, device: torch.device) -> TrainBatch:
-        return TrainBatch(
-            *(t.to(device, non_blocking=True) for t in dataclasses.astuple(self))
-        )
+        return TrainBatch(*(t.to(device, non_blocking=True) for t in self.tensors()))
+
+    def rows(self, index: Tensor) -> TrainBatch:
+        """The batch of the sequences at ``index`` (a data-parallel rank's share)."""
+        return TrainBatch(*(t[index] for t in self.tensors()))
 
 
 @dataclass
