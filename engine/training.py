@@ -245,10 +245,7 @@ class Trainer:
             return None
         from torch.nn.parallel import DistributedDataParallel
 
-        # dropout and masking draw from torch's global generator: another stream per
-        # rank, so the ranks do not drop the same units of different sequences
-        if not self.place.is_main:
-            torch.manual_seed(self.config.seed + 7919 * self.place.rank)
+        self._offset_global_rng()
         return DistributedDataParallel(
             self.model,
             device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -257,6 +254,19 @@ class Trainer:
             # the models' buffers are constants (the item -> intent map)
             broadcast_buffers=False,
         )
+
+    def _offset_global_rng(self) -> None:
+        """Dropout and masking draw from torch's global generator: another stream on
+        every rank but the first, so the ranks do not drop the same units of
+        different sequences. (Rank 0 keeps the single-process stream.)"""
+        if self.place.distributed and not self.place.is_main:
+            where = (
+                self.config.seed,
+                self.place.rank,
+                self.state.epoch,
+                self.state.batch,
+            )
+            torch.manual_seed(hash(where) % 2**63)
 
     # -- resuming
 
@@ -277,6 +287,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         state = saved["state"]
         self.state = _State(**{**state, "order": saved.get("order")})
+        # the checkpoint holds rank 0's stream
+        self._offset_global_rng()
         log.info("resumed at epoch %d batch %d", self.state.epoch, self.state.batch)
         return True
 
@@ -389,7 +401,7 @@ class Trainer:
 
     def _step(self, batch) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        losses = (self.ddp or self.model)(batch)
+        losses = (self.ddp if self.ddp is not None else self.model)(batch)
         losses["loss"].backward()
         if self.config.clip_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
