@@ -1,0 +1,80 @@
+"""The engine's results table from the runs a ``compare`` folder holds.
+
+``python main.py compare ... --protocol both --out DIR`` leaves one JSON summary per
+finished run in ``DIR/runs/``; this prints, per model, the mean ± sample std over seeds
+of validation and test HR@5, NDCG@5 and MRR (sampled protocol), test NDCG@10 under the
+full-ranking protocol (same checkpoint, chosen on sampled validation), the epochs
+trained, the best epoch and the training seconds per epoch.
+
+    python scripts/results_table.py out/compare-ciao [--models pop,sasrec,cafe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.reporting import model_order  # noqa: E402
+
+SAMPLED = ("HR@5", "NDCG@5", "MRR")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="a compare --out folder")
+    parser.add_argument("--models", default=None, help="models, comma-separated")
+    args = parser.parse_args()
+    records = [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((args.folder / "runs").glob("*.json"))
+    ]
+    models = args.models.split(",") if args.models else None
+    print(render(records, models), end="")
+    return 0
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def render(records: list[dict], models: list[str] | None = None) -> str:
+    """One row per model (and seeds it has), in the paper's column order."""
+    found = sorted({r["model"] for r in records}, key=model_order)
+    models = [m for m in (models or found) if m in found]
+    head = [f"valid {m}" for m in SAMPLED] + [f"test {m}" for m in SAMPLED]
+    head += ["test NDCG@10 (full)", "epochs", "best epoch", "s/epoch (with validation)"]
+    lines = ["| model (seeds) | " + " | ".join(head) + " |"]
+    lines.append("|---" + "|---:" * len(head) + "|")
+    for model in models:
+        runs = sorted((r for r in records if r["model"] == model), key=seed_of)
+        row = [cell([r[split][m] for r in runs]) for split in ("valid", "test")
+               for m in SAMPLED]  # fmt: skip
+        row.append(cell([r["also"]["full"]["test"]["NDCG@10"] for r in runs
+                         if "full" in (r.get("also") or {})]))  # fmt: skip
+        row.append(", ".join(str(r["epochs_trained"]) for r in runs))
+        row.append(", ".join(str(r["best_epoch"]) for r in runs))
+        per_epoch = [r["seconds"] / r["epochs_trained"] for r in runs
+                     if r["epochs_trained"]]  # fmt: skip
+        row.append(f"{np.mean(per_epoch):.1f}" if per_epoch else "–")
+        seeds = ",".join(str(seed_of(r)) for r in runs)
+        lines.append(f"| {model} ({seeds}) | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seed_of(record: dict) -> int:
+    return int(record["seed"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
