@@ -45,11 +45,14 @@ def wait(app: QApplication, condition, timeout: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ciao"))
+    # relative to the checkout, so the pictures show no path of the machine they were
+    # taken on
+    parser.add_argument("--data", default="../shared/data/ciao")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
+    os.chdir(ROOT)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -97,7 +97,9 @@ class RunPage(QWidget):
         )
         self.loss_plot.addLegend(offset=(-10, 10))
         self.metric_plot = make_plot("Validation", "epoch", "metric value")
-        self.metric_plot.addLegend(offset=(-10, 10))
+        # one row of names along the top, over headroom kept free of the curves
+        self.metric_plot.addLegend(offset=(10, 2), colCount=5)
+        self.metric_plot.getPlotItem().getViewBox().setDefaultPadding(0.22)
         curves = QSplitter(Qt.Orientation.Horizontal)
         curves.addWidget(self.loss_plot)
         curves.addWidget(self.metric_plot)
