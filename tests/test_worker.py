@@ -111,7 +111,8 @@ def test_two_workers_at_once_one_finishes_one_is_cancelled(store, ciao):
     """A CaFe worker runs to the end while a long SASRec worker writes to the same
     database; then SIGTERM stops the second after its batch, with a checkpoint."""
     done_id = new_run(store, ciao, model="cafe")
-    long_id = new_run(store, ciao, seed=1, epochs=200)
+    # at least 200 epochs: patience must not end it before the signal does
+    long_id = new_run(store, ciao, seed=1, epochs=200, min_epochs=200)
     done = launch_worker(done_id, store.url)
     long = launch_worker(long_id, store.url)
     events = read_events(done)
