@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from engine.errors import CafeError
 
@@ -49,7 +49,7 @@ class TaskState:
 
 
 class Task(QObject):
-    """One call of ``fn(state, *args)`` on the global thread pool.
+    """One call of ``fn(state, *args)`` on a thread of its own.
 
     Keep a reference to the Task while it runs; its signals arrive on the thread that
     created it (the GUI thread).
@@ -66,9 +66,11 @@ class Task(QObject):
         self.state = TaskState(self.progress.emit)
         self.finished = False
 
-    def start(self, pool: QThreadPool | None = None) -> Task:
-        runnable = QRunnable.create(self._run)
-        (pool or QThreadPool.globalInstance()).start(runnable)
+    def start(self) -> Task:
+        # a plain Python thread, not QThreadPool + QRunnable.create: a pool thread
+        # running a Python callable crashed the process now and then (a segfault inside
+        # the task, seen twice in a dozen test-suite runs)
+        threading.Thread(target=self._run, name="cafe-task", daemon=True).start()
         return self
 
     def cancel(self) -> None:
