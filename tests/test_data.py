@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from engine.batches import TrainSampler, contains
 from engine.data import ColumnMapping, Filters, leave_last_two_out, load_raw, prepare
 from engine.data.dataset import UNKNOWN_INTENT
 from engine.errors import DataError
@@ -209,6 +211,34 @@ def test_negatives_avoid_history_and_are_seeded(ciao_split):
     other = leave_last_two_out(dataset, seed=1)
     assert np.array_equal(same.negatives, negatives)
     assert not np.array_equal(other.negatives, negatives)
+
+
+def test_training_negatives_avoid_the_users_items_and_intents(ciao_split):
+    sampler = TrainSampler(ciao_split, 20)
+    generator = torch.Generator().manual_seed(3)
+    batch = sampler.batch(torch.arange(200), generator)
+    intent_of = ciao_split.dataset.item_intent
+    for row, user in enumerate(batch.users.tolist()):
+        train = ciao_split.train_sequence(user)
+        real = batch.seq[row, 1:] > 0
+        negatives = batch.neg[row][real].tolist()
+        assert negatives and not set(negatives) & set(train.tolist())
+        positives = intent_of[batch.seq[row, 1:][real].numpy()]
+        drawn = batch.neg_intents[row][real].numpy()
+        assert (drawn != positives).all()
+        touched = set(intent_of[train].tolist())
+        if len(touched) < ciao_split.dataset.num_intents:
+            assert not touched & set(drawn.tolist())
+    # padding positions get no negatives
+    assert (batch.neg[batch.seq[:, 1:] == 0] == 0).all()
+
+
+def test_sorted_key_lookup_agrees_with_isin():
+    generator = torch.Generator().manual_seed(0)
+    keys = torch.unique(torch.randint(0, 1000, (300,), generator=generator))
+    values = torch.randint(-5, 1005, (40, 7), generator=generator)
+    assert torch.equal(contains(keys, values), torch.isin(values, keys))
+    assert not contains(torch.zeros(0, dtype=torch.long), values).any()
 
 
 def test_negatives_follow_popularity(ciao_split):
