@@ -43,6 +43,10 @@ class AttentionView(QWidget):
         self.layer_combo, self.head_combo = QComboBox(), QComboBox()
         self.layer_combo.setObjectName("layer")
         self.head_combo.setObjectName("head")
+        # layer names ("intent layer 2") stay whole when the view is narrow
+        self.layer_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToContents
+        )
         self.positions = QSpinBox(minimum=2, maximum=512, value=20)
         self.positions.setToolTip("Show the first N positions (the paper shows 20).")
         self.layer_combo.currentTextChanged.connect(self._fill_heads)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
 from app.gui import dialogs, exports
 from app.gui.run_source import RunSource
 from app.gui.tasks import Cancelled, Task, TaskState
-from app.gui.theme import SERIES
+from app.gui.theme import category_colour
 from engine.errors import CafeError
 from engine.experiment import PreparedRun
 from engine.inspect import ProjectionParams, frequency_filter, project
@@ -47,12 +48,11 @@ FILTERS = {
 }
 
 
-def intent_colour(index: int, count: int) -> QColor:
+def intent_colour(index: int) -> QColor:
     """Colour of intent ``index`` (1-based) among ``count``: the colour-blind-safe
-    series while they last, evenly spread hues beyond."""
-    if count <= len(SERIES):
-        return QColor(SERIES[(index - 1) % len(SERIES)])
-    return pg.intColor(index - 1, hues=count, values=1, maxValue=220)
+    series while they last, then clearly different colours (the same intent keeps
+    its colour in every view)."""
+    return category_colour(index - 1)
 
 
 @dataclass
@@ -186,7 +186,14 @@ class EmbeddingView(QWidget):
         self.plot.setLabel("bottom", "dimension 1")
         self.plot.setLabel("left", "dimension 2")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        # the legend gets a column of its own right of the points, never over them
+        self.legend = pg.LegendItem(labelTextSize="9pt")
+        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        grid = self.plot.getPlotItem().layout
+        grid.addItem(self.legend, 2, 3)
+        grid.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.hover_label = QLabel("Hover a point to see its item.")
         self.hover_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
@@ -334,10 +341,9 @@ class EmbeddingView(QWidget):
         items = self.visible_items()
         intents = labels["intent"].to_numpy()
         names = labels["intent_name"].to_numpy()
-        count = int(intents.max())
         for intent in np.unique(intents[items]):
             chosen = items[intents[items] == intent]
-            colour = intent_colour(int(intent), count)
+            colour = intent_colour(int(intent))
             scatter = pg.ScatterPlotItem(
                 pos=coords[chosen - 1],
                 data=chosen,
@@ -352,6 +358,7 @@ class EmbeddingView(QWidget):
             )
             scatter.sigHovered.connect(self._hovered)
             self.plot.addItem(scatter)
+            self.legend.addItem(scatter, scatter.name())
         method = "t-SNE" if key[0] == "tsne" else "PCA"
         self.plot.setTitle(
             f"{self.run_box.currentText()} \u2014 {method} of item embeddings"

@@ -62,6 +62,8 @@ TOP_HEADERS = {
     "item_prob": "P(item)",
     "intent_prob": "P(intent)",
 }
+# widest the name column of the top-K table gets, in pixels
+NAME_WIDTH = 190
 # history items labelled by name or id on the timeline; older ones only by colour
 LABELLED = 30
 
@@ -166,7 +168,6 @@ class HistoryTimeline(pg.PlotWidget):
         ds = run.dataset
         items = np.append(view.history, view.target) if view.target else view.history
         intents = ds.item_intent[items]
-        count = ds.num_intents
         positions = np.arange(len(items))
         self.describe = [_item_text(ds, int(i)) for i in items]
 
@@ -188,16 +189,14 @@ class HistoryTimeline(pg.PlotWidget):
                 data=chosen,
                 size=13,
                 pen=pg.mkPen("w", width=0.5),
-                brush=intent_colour(int(intent), count),
+                brush=intent_colour(int(intent)),
                 hoverable=True,
                 tip=lambda x, y, data: self.describe[int(data)],
                 name=str(ds.intent_names[intent]),
             )
             self.addItem(scatter)
         if view.target:
-            self._target(
-                len(view.history), intent_colour(int(intents[-1]), count), view
-            )
+            self._target(len(view.history), intent_colour(int(intents[-1])), view)
         self._labels(ds, items)
         shown = min(len(items), 60)
         step = max(1, -(-shown // 12))
@@ -534,6 +533,11 @@ class InspectView(QWidget):
         )
         self.top_model.set_frame(top.round(4))
         self.top_table.resizeColumnsToContents()
+        if "name" in top.columns:
+            # long titles are elided so the probabilities stay in view
+            column = list(top.columns).index("name")
+            width = min(self.top_table.columnWidth(column), NAME_WIDTH)
+            self.top_table.setColumnWidth(column, width)
         maps = {
             f"{name} head {head + 1}": weights[head]
             for name, weights in view.attention.items()

@@ -23,6 +23,24 @@ ICON = Path(__file__).resolve().parents[2] / "assets" / "cafe-workbench.svg"
 # plot colours that read on both backgrounds (Okabe-Ito, colour-blind safe)
 SERIES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
+# past seven categories (MovieLens has 19 genres): 13 more of clearly different hue or
+# lightness, so that neighbours in the list never look alike
+MORE_CATEGORIES = (
+    "#7B3294", "#8C564B", "#7F7F7F", "#E7298A", "#66A61E", "#1A1A80", "#B8860B",
+    "#17BECF", "#A50F15", "#BCBD22", "#00441B", "#F4A582", "#9E9AC8",
+)  # fmt: skip
+
+
+def category_colour(index: int) -> QColor:
+    """Colour of category ``index`` (0-based): the 20 listed colours, then hues a
+    golden angle apart so that consecutive categories still differ."""
+    listed = SERIES + MORE_CATEGORIES
+    if index < len(listed):
+        return QColor(listed[index])
+    hue = (index * 0.381966) % 1.0
+    lightness = (0.38, 0.55, 0.7)[index % 3]
+    return QColor.fromHslF(hue, 0.75, lightness)
+
 
 def dark_palette() -> QPalette:
     palette = QPalette()
