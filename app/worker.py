@@ -5,11 +5,12 @@ The workbench starts ``python main.py --db URL worker --run ID`` with
 attention maps, per-user results, checkpoints and the end state are written as they
 come, and the worker's stdout, one JSON object per line, for liveliness.
 
-Faults (SPEC §4): SIGTERM or SIGINT sets a flag the trainer polls between batches; it
-saves a resumable checkpoint and the run is marked cancelled. A kill or a crash leaves
-the run "running" with a dead pid; :func:`settle_run` (the launcher, when the process
-exits) or ``storage.queries.mark_stale_runs`` (at start-up) marks it interrupted or
-failed. Everything written before stays; ``resume`` continues from ``last.pt``.
+Faults (SPEC §4): SIGTERM or SIGINT sets a flag the trainer polls between batches,
+also those of validation and the final evaluation; it saves a resumable checkpoint and
+the run is marked cancelled. A kill or a crash leaves the run "running" with a dead
+pid; :func:`settle_run` (the launcher, when the process exits) or
+``storage.queries.mark_stale_runs`` (at start-up) marks it interrupted or failed.
+Everything written before stays; ``resume`` continues from ``last.pt``.
 """
 
 from __future__ import annotations
@@ -258,8 +259,12 @@ def _claim(session, run_id: int, resume: bool) -> dict[str, Any]:
     """Check the run may start here and mark it running by this process, in one
     transaction, so two workers never take the same run; returns its spec."""
     run = q.get_run(session, run_id)
-    if run.status == "running" and q.mark_stale_runs(session) == 0:
-        raise StoreError(f"run {run_id} is already running (pid {run.pid}).")
+    # a "running" run may be taken over only when its own worker is gone
+    if run.status == "running" and not q.mark_stale_run(session, run_id):
+        raise StoreError(
+            f"run {run_id} is already running (pid {run.pid} on {run.host}); cancel "
+            "it first, or wait for it to end."
+        )
     run = q.get_run(session, run_id)
     if run.status == "finished":
         raise StoreError(f"run {run_id} has already finished.")
@@ -349,7 +354,9 @@ class Recorder:
 
     def _validated(self, event: Validated) -> None:
         maps = {}
-        if event.improved:
+        # a stop was asked for: the live map is a glance, the stop comes first (the
+        # final map is drawn at the end anyway)
+        if event.improved and not self.trainer.should_stop():
             maps = average_attention(
                 self.prepared.model,
                 self.prepared.split,
@@ -386,11 +393,14 @@ class Recorder:
     def _finished(self, result: TrainResult) -> None:
         maps = {}
         if result.test is not None:
+            # asked to stop while finishing: a map over fewer users ends sooner
+            users = (
+                LIVE_ATTENTION_USERS
+                if self.trainer.should_stop()
+                else FINAL_ATTENTION_USERS
+            )
             maps = average_attention(
-                self.prepared.model,
-                self.prepared.split,
-                "test",
-                max_users=FINAL_ATTENTION_USERS,
+                self.prepared.model, self.prepared.split, "test", max_users=users
             )
         status = "cancelled" if result.stop_reason == "cancelled" else "finished"
         self.store.transact(self._write_end, result, maps, status)

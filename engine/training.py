@@ -2,8 +2,9 @@
 
 :class:`Trainer` is a generator of events: a batch done, an epoch done, a validation,
 the end. The command line prints them, the worker writes them to the run store, tests
-read them. It checks ``should_stop`` between batches; on a stop it saves a checkpoint
-that resumes mid-epoch.
+read them. It checks ``should_stop`` between batches, and between the batches of each
+validation and of the final evaluation; on a stop it saves a checkpoint that resumes
+mid-epoch, or redoes the interrupted validation or final evaluation.
 
 The test set never chooses anything: the best epoch is picked on validation and only its
 checkpoint is evaluated on test.
@@ -194,6 +195,10 @@ class _State:
     best_value: float = -math.inf
     bad_evals: int = 0
     elapsed: float = 0.0
+    # the completed epoch's validation is due (a stop interrupted it; resume redoes it)
+    unvalidated: bool = False
+    # why training ended ("epochs", "patience") once only the final evaluation is left
+    ended: str = ""
 
 
 class Trainer:
@@ -341,36 +346,66 @@ class Trainer:
         if self.checkpoint_dir is not None:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
-        stop_reason = "epochs"
-        while self.state.epoch < self.config.epochs:
-            epoch = self.state.epoch + 1
-            epoch_start = time.perf_counter()
-            cancelled = yield from self._train_epoch(sampler, epoch, batches)
-            if cancelled:
-                self.state.elapsed = time.perf_counter() - started
-                self._save_last()
-                yield Finished(self._finish("cancelled", started, evaluate_test=False))
-                return
-            losses = {k: v / batches for k, v in self.state.loss_sums.items()}
-            self.state.epoch, self.state.batch, self.state.order = epoch, 0, None
-            self.state.loss_sums = {}
-            yield EpochDone(epoch, losses, time.perf_counter() - epoch_start)
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise FloatingPointError(
-                    f"the training loss became {losses} at epoch {epoch}; lower the "
-                    "learning rate or raise gradient clipping"
+        while not self.state.ended:
+            if not self.state.unvalidated:
+                if self.state.epoch >= self.config.epochs:
+                    self.state.ended = "epochs"
+                    break
+                epoch = self.state.epoch + 1
+                epoch_start = time.perf_counter()
+                cancelled = yield from self._train_epoch(sampler, epoch, batches)
+                if cancelled:
+                    yield Finished(self._cancel(started))
+                    return
+                done = self._end_epoch(epoch, batches, epoch_start)
+                yield done
+                if not all(math.isfinite(v) for v in done.losses.values()):
+                    raise FloatingPointError(
+                        f"the training loss became {done.losses} at epoch {epoch}; "
+                        "lower the learning rate or raise gradient clipping"
+                    )
+                self.state.unvalidated = (
+                    epoch % self.config.eval_every == 0 or epoch == self.config.epochs
                 )
 
-            if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
-                event = self._validate(epoch)
+            # a stop during validation leaves it due, for resume to do again
+            if self.state.unvalidated:
+                try:
+                    event = self._validate(self.state.epoch)
+                except InterruptedError:
+                    yield Finished(self._cancel(started))
+                    return
+                self.state.unvalidated = False
                 yield event
-                if self._patience_exhausted(epoch):
-                    stop_reason = "patience"
+                if self._patience_exhausted(self.state.epoch):
+                    self.state.ended = "patience"
             self.state.elapsed = time.perf_counter() - started
             self._save_last()
-            if stop_reason == "patience":
-                break
-        yield Finished(self._finish(stop_reason, started))
+
+        # last.pt already holds the last epoch; a stop here leaves it for resume,
+        # which goes straight to this final evaluation
+        try:
+            result = self._finish(self.state.ended, started)
+        except InterruptedError:
+            result = self._finish("cancelled", started, evaluate_test=False)
+        yield Finished(result)
+
+    def _end_epoch(self, epoch: int, batches: int, epoch_start: float) -> EpochDone:
+        """Close a fully trained epoch: the mean of each loss term over its batches."""
+        losses = {k: v / batches for k, v in self.state.loss_sums.items()}
+        self.state.epoch, self.state.batch, self.state.order = epoch, 0, None
+        self.state.loss_sums = {}
+        return EpochDone(epoch, losses, time.perf_counter() - epoch_start)
+
+    def _cancel(self, started: float) -> TrainResult:
+        """Save what a resume needs and end without the final evaluation."""
+        self.state.elapsed = time.perf_counter() - started
+        self._save_last()
+        return self._finish("cancelled", started, evaluate_test=False)
+
+    def _stop_requested(self) -> bool:
+        """The stop check, agreed by every rank so that all of them stop together."""
+        return distributed.any_rank(self.should_stop(), self.device)
 
     def _train_epoch(self, sampler: TrainSampler, epoch: int, batches: int):
         """Train the remaining batches of an epoch; return True when stopped early."""
@@ -379,7 +414,7 @@ class Trainer:
             self.state.order = sampler.order(self.generator)
         size = self.config.batch_size
         for index in range(self.state.batch, batches):
-            if distributed.any_rank(self.should_stop(), self.device):
+            if self._stop_requested():
                 return True
             rows = self.state.order[index * size : (index + 1) * size]
             # every rank draws the whole batch, keeping the generator in step, and
@@ -450,6 +485,7 @@ class Trainer:
             protocol or self.config.protocol,
             self.config.cutoffs,
             self.config.eval_batch_size,
+            should_stop=self._stop_requested,
         )
 
     def _finish(

@@ -6,7 +6,8 @@ The API the workbench and the worker use:
 - ``default_url()``: ``$CAFE_DB`` (a path or URL), else ``runs.db`` in the user data
   folder of "cafe-workbench".
 - ``open_store(url=None) -> Store``: creates or upgrades the database to the latest
-  migration. ``Store.url``; ``Store.data_dir`` (the database's folder; run files go to
+  migration; a damaged file, or one a newer workbench wrote, raises ``StoreError``.
+  ``Store.url``; ``Store.data_dir`` (the database's folder; run files go to
   ``Store.run_dir(id)`` = ``<data_dir>/runs/<id>/``); ``Store.session(write=False)``
   yields a Session that commits on success; ``Store.transact(fn, *args)`` runs
   ``fn(session, *args)`` in one write transaction, retried while another process holds
@@ -20,9 +21,10 @@ The API the workbench and the worker use:
   split, name, value), ``compare_runs`` (config as ``model.X`` / ``train.X``, metrics as
   ``valid NDCG@5`` / ``test NDCG@5``), ``user_results``, ``attention_maps`` (keys like
   ``"item layer 1 head 2"``, (L, L) float32), ``checkpoint_path``, ``set_status``,
-  ``mark_stale_runs``, ``delete_run``, ``run_spec``; the worker's writers
-  ``start_run``, ``add_metrics``, ``update_progress``, ``beat``, ``add_attention``,
-  ``add_user_results``, ``append_log``, ``record_artifact``.
+  ``mark_stale_runs``, ``mark_stale_run``, ``delete_run``, ``run_spec``; the worker's
+  writers ``start_run``, ``add_metrics``, ``update_progress``, ``beat``,
+  ``add_attention``, ``add_user_results``, ``append_log``, ``record_artifact``,
+  ``record_export``.
 - ``app.worker.launch_worker(run_id, db_url, threads=1, resume=False) -> Popen``,
   ``app.worker.cancel_worker(popen)`` (SIGTERM), ``app.worker.worker_command(...)``
   (the argv, for a launcher of its own) and ``app.worker.settle_run(store, run_id,

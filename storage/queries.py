@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 300
 # a worker on another host that has not written for this long is taken for dead
 STALE_AFTER = timedelta(minutes=10)
+# the stderr of a worker the workbench started, in its run folder (app.gui.jobs)
+WORKER_ERRORS_FILE = "worker.err"
+# lines of that file attached to the error of a run found stale
+STDERR_TAIL_LINES = 20
 # SQLite allows 32,766 bound parameters; stay well below in IN lists
 CHUNK = 900
 
@@ -668,15 +672,38 @@ def data_dir_of(session: Session) -> Path:
 
 def record_artifact(session: Session, run_id: int, kind: str, path: Path) -> None:
     """Record (or refresh) a file under the data folder with its size and hash."""
-    from engine.checkpoint import file_sha256
 
     root = data_dir_of(session).resolve()
     path = Path(path).resolve()
     if not path.is_relative_to(root):
         raise UnsafePathError(f"{path} is outside the run store's folder {root}.")
     relative = path.relative_to(root).as_posix()
-    values = {"path": relative, "size": path.stat().st_size}
-    values["sha256"] = file_sha256(path)
+    _upsert_artifact(session, run_id, kind, relative, path)
+
+
+def record_export(session: Session, run_id: int, what: str, path: Path) -> None:
+    """Record a file the user exported from a run (kind ``export:<what>``, the latest
+    of each kind): where it went, its size and hash, for provenance.
+
+    Exports lie wherever the user saved them, so the path is absolute; the workbench
+    never opens or deletes them (:func:`checked_path` refuses absolute paths, and
+    deleting a run removes only its folder in the store).
+    """
+    kind = f"export:{what}"
+    if len(kind) > 32:
+        raise StoreError(f"export kind {kind!r} is longer than 32 characters.")
+    path = Path(path).resolve()
+    _upsert_artifact(session, run_id, kind, str(path), path)
+
+
+def _upsert_artifact(
+    session: Session, run_id: int, kind: str, stored: str, path: Path
+) -> None:
+    """The run's artifact of ``kind``, added or replaced: ``stored`` path, size and
+    hash of the file at ``path``."""
+    from engine.checkpoint import file_sha256
+
+    values = {"path": stored, "size": path.stat().st_size, "sha256": file_sha256(path)}
     row = session.scalar(
         select(ArtifactRow).where(
             ArtifactRow.run_id == int(run_id), ArtifactRow.kind == kind
@@ -684,13 +711,9 @@ def record_artifact(session: Session, run_id: int, kind: str, path: Path) -> Non
     )
     if row is None:
         session.add(ArtifactRow(run_id=int(run_id), kind=kind, **values))
-    else:
-        row.path, row.size, row.sha256 = (
-            values["path"],
-            values["size"],
-            values["sha256"],
-        )
-        row.created = utcnow()
+        return
+    row.path, row.size, row.sha256 = stored, values["size"], values["sha256"]
+    row.created = utcnow()
 
 
 def artifacts(session: Session, run_id: int) -> list[ArtifactRow]:
@@ -795,14 +818,50 @@ def mark_stale_runs(session: Session) -> int:
         if _worker_gone(run)
     ]
     for run in stale:
-        run.status = "interrupted"
-        run.finished = utcnow()
-        run.error = run.error or (
+        _mark_interrupted(session, run)
+    return len(stale)
+
+
+def mark_stale_run(session: Session, run_id: int) -> bool:
+    """Mark this one run interrupted if it is "running" and its worker is gone;
+    return whether it was. A run whose worker is alive is left as it is."""
+    run = _run(session, run_id)
+    if run.status != "running" or not _worker_gone(run):
+        return False
+    _mark_interrupted(session, run)
+    return True
+
+
+def _mark_interrupted(session: Session, run: RunRow) -> None:
+    run.status = "interrupted"
+    run.finished = utcnow()
+    if not run.error:
+        run.error = (
             f"the worker (pid {run.pid} on {run.host}) ended without recording an "
             "end: killed or crashed. Resume continues from the last checkpoint."
         )
-        log.warning("run %d was left running by a dead worker; interrupted", run.id)
-    return len(stale)
+        tail = _worker_stderr_tail(session, run.id)
+        if tail:
+            run.error += f"\nThe last lines of its {WORKER_ERRORS_FILE}:\n{tail}"
+    log.warning("run %d was left running by a dead worker; interrupted", run.id)
+
+
+def _worker_stderr_tail(session: Session, run_id: int) -> str:
+    """The last ``STDERR_TAIL_LINES`` of the stderr file a workbench-launched worker
+    writes in its run folder; empty when there is none."""
+    data_dir = session.info.get("data_dir")
+    if data_dir is None:
+        return ""
+    path = Path(data_dir) / "runs" / str(int(run_id)) / WORKER_ERRORS_FILE
+    try:
+        with open(path, "rb") as fh:
+            # a long log: the tail is in its last few kilobytes
+            fh.seek(max(0, path.stat().st_size - 16_384))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-STDERR_TAIL_LINES:])
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 import platformdirs
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +139,28 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 def open_store(url: str | None = None, upgrade: bool = True) -> Store:
-    """Open (creating and upgrading to the latest migration) the store at ``url``."""
-    from storage.migrations import upgrade_to_head
+    """Open (creating and upgrading to the latest migration) the store at ``url``.
 
+    A file that is not a run store, or one written by a newer workbench, raises
+    :class:`StoreError` naming the file and what to do.
+    """
     url = to_url(url) if url else default_url()
     parsed = make_url(url)
+    where = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (
         None,
         "",
         ":memory:",
     ):
         db_path = Path(parsed.database)
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        where = str(db_path)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{db_path}: cannot create the run store's folder ({exc}); point "
+                "--db or CAFE_DB at a writable place."
+            ) from exc
         data_dir = db_path.parent
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
     elif parsed.get_backend_name() == "sqlite":
@@ -161,7 +173,45 @@ def open_store(url: str | None = None, upgrade: bool = True) -> Store:
         engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
-    store = Store(url, engine, data_dir)
+    try:
+        _check_schema(engine, where, upgrade)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(url, engine, data_dir)
+
+
+def _check_schema(engine: Engine, where: str, upgrade: bool) -> None:
+    """Read the database's schema revision, refuse one this code does not know, and
+    upgrade an older one; a damaged or foreign file becomes a :class:`StoreError`."""
+    from storage.migrations import current_revision, known_revisions, upgrade_to_head
+
+    # the first connection runs the pragmas: a file that is not SQLite fails here
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    except DBAPIError as exc:
+        raise StoreError(
+            f"{where}: cannot be read as a run store ({exc.orig}). The file is damaged "
+            "or is not a workbench database; point --db or CAFE_DB at another file, "
+            "or move this one away to start an empty store."
+        ) from exc
+
+    # a revision from a newer workbench: upgrading or reading it would guess
+    known = known_revisions()
+    if current is not None and current not in known:
+        raise StoreError(
+            f"{where}: the run store has schema revision {current!r}, which this "
+            f"version of the workbench does not know (it knows up to {known[-1]!r}); "
+            "a newer workbench wrote it. Upgrade the workbench, or point --db or "
+            "CAFE_DB at another file."
+        )
+
     if upgrade:
-        upgrade_to_head(engine)
-    return store
+        try:
+            upgrade_to_head(engine)
+        except DBAPIError as exc:
+            raise StoreError(
+                f"{where}: could not bring the run store to the current schema "
+                f"({exc.orig}); check that the file is writable and not damaged."
+            ) from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -387,3 +388,102 @@ def test_compare_and_user_results_on_many_runs(big_store):
     assert {f"test {m}" for m in METRICS} <= set(table.columns)
     assert len(users) == 20
     np.testing.assert_allclose(users["MRR"], 1.0 / (users["rank"] + 1))
+
+
+def test_a_stale_run_keeps_the_tail_of_its_workers_stderr(store, ciao_dataset):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_id = _new_run(store, ciao_dataset)
+    with store.session(write=True) as session:
+        q.start_run(session, run_id, device="cpu", pid=dead.pid)
+    folder = store.run_dir(run_id)
+    folder.mkdir(parents=True)
+    lines = [f"INFO epoch {n}" for n in range(1, 31)] + ["Segmentation fault"]
+    (folder / q.WORKER_ERRORS_FILE).write_text("\n".join(lines) + "\n")
+
+    with store.session(write=True) as session:
+        assert q.mark_stale_runs(session) == 1
+    with store.session() as session:
+        error = q.get_run(session, run_id).error
+    assert "killed or crashed" in error
+    assert error.endswith("\n".join(lines[-q.STDERR_TAIL_LINES :]))
+    assert "INFO epoch 11\n" not in error
+
+
+def test_mark_stale_run_looks_at_that_run_only(store, ciao_dataset):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, alive = _new_run(store, ciao_dataset), _new_run(store, ciao_dataset)
+    with store.session(write=True) as session:
+        q.start_run(session, stale, device="cpu", pid=dead.pid)
+        q.start_run(session, alive, device="cpu")
+    with store.session(write=True) as session:
+        assert q.mark_stale_run(session, alive) is False
+        assert q.mark_stale_run(session, stale) is True
+    with store.session() as session:
+        assert q.get_run(session, alive).status == "running"
+        assert q.get_run(session, stale).status == "interrupted"
+
+
+# ---- a store that cannot be opened
+
+
+def _damaged(path) -> None:
+    path.write_bytes(b"these bytes are not an SQLite database\n" * 200)
+
+
+def _from_newer_workbench(path) -> None:
+    open_store(str(path)).dispose()
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+
+
+BAD_STORES = {
+    "damaged": (_damaged, "cannot be read as a run store"),
+    "newer": (_from_newer_workbench, "Upgrade the workbench"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STORES))
+def test_open_store_names_the_file_and_the_fix(tmp_path, case):
+    make, expected = BAD_STORES[case]
+    path = tmp_path / "x.db"
+    make(path)
+    with pytest.raises(StoreError, match=expected) as caught:
+        open_store(str(path))
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "command"),
+    [
+        ("damaged", ["runs"]),
+        ("damaged", ["worker", "--run", "1"]),
+        ("newer", ["runs"]),
+        ("newer", ["resume", "--run", "1"]),
+        ("newer", "train"),
+    ],
+)
+def test_the_command_line_reports_a_bad_store_without_a_traceback(
+    tmp_path, ciao_small, case, command
+):
+    make, expected = BAD_STORES[case]
+    path = tmp_path / "x.db"
+    make(path)
+    if command == "train":
+        command = ["train", "--data", str(ciao_small), "--model", "pop", "--quiet"]
+    main = Path(__file__).resolve().parents[1] / "main.py"
+    finished = subprocess.run(
+        [sys.executable, str(main), *command],
+        env={**os.environ, "CAFE_DB": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2, finished.stderr
+    # train reads its data first, and may note something about it before
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {path}: ") and expected in last
+    assert "Traceback" not in finished.stderr

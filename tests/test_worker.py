@@ -4,6 +4,7 @@ workers at once, and ``train`` storing its run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from app.worker import launch_worker, run_stored, settle_run
 from engine.checkpoint import load_checkpoint
 from engine.errors import CheckpointError
 from engine.experiment import DataSpec, RunSpec, load_dataset
-from engine.training import BatchDone, Started
+from engine.training import BatchDone, EpochDone, Started, Validated
 from storage import StoreError, open_store
 from storage import queries as q
 
@@ -345,3 +346,108 @@ def test_out_of_memory_fails_the_run_and_resume_recovers(
     run_stored(store, run_id, resume=True, dataset=ciao[1])
     run, curve = final_metrics(store, run_id)
     assert run.status == "finished" and curve == reference[1]
+
+
+def test_resume_refuses_a_live_run_even_when_another_run_is_stale(store, ciao):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live_id, stale_id = new_run(store, ciao), new_run(store, ciao)
+    with store.session(write=True) as session:
+        # this test process plays the live worker of the first run
+        q.start_run(session, live_id, device="cpu")
+        q.start_run(session, stale_id, device="cpu", pid=dead.pid)
+
+    with pytest.raises(StoreError, match=f"run {live_id} is already running"):
+        run_stored(store, live_id, resume=True, dataset=ciao[1])
+    with store.session() as session:
+        live = q.get_run(session, live_id)
+    assert live.status == "running" and live.pid == os.getpid()
+
+
+def test_a_stale_run_is_taken_over_by_resume(store, ciao, reference):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_id = new_run(store, ciao)
+    with store.session(write=True) as session:
+        q.start_run(session, run_id, device="cpu", pid=dead.pid)
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+
+
+def _stop_when(event_type, epoch):
+    """An observer and a stop check: the check turns true once the observer has seen
+    ``event_type`` of ``epoch``, so the stop falls in what the trainer does next."""
+    seen = []
+
+    def observe(event):
+        if isinstance(event, event_type) and event.epoch == epoch:
+            seen.append(event)
+
+    return observe, lambda: bool(seen)
+
+
+def test_cancel_during_validation_then_resume_redoes_it_and_matches(
+    store, ciao, reference
+):
+    run_id = new_run(store, ciao)
+    # the stop is asked for after epoch 1's last batch: its validation sees it
+    observe, stop = _stop_when(EpochDone, 1)
+    result = run_stored(
+        store, run_id, dataset=ciao[1], observe=observe, should_stop=stop
+    )
+
+    assert result.stop_reason == "cancelled" and result.test is None
+    run, curve = final_metrics(store, run_id)
+    # the epoch was trained and recorded; its validation was cut short
+    assert run.status == "cancelled" and curve == []
+    with store.session() as session:
+        assert q.has_metrics(session, run_id, 1, "train", "loss")
+    saved = load_checkpoint(store.run_dir(run_id) / "last.pt")
+    assert saved["state"]["epoch"] == 1 and saved["state"]["unvalidated"]
+
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+    assert run.test == reference[0].test and run.best == reference[0].best
+
+
+def test_cancel_during_the_final_evaluation_then_resume_matches(store, ciao, reference):
+    run_id = new_run(store, ciao)
+    observe, stop = _stop_when(Validated, EPOCHS)
+    result = run_stored(
+        store, run_id, dataset=ciao[1], observe=observe, should_stop=stop
+    )
+
+    assert result.stop_reason == "cancelled" and result.test is None
+    assert result.epochs_trained == EPOCHS
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "cancelled" and run.test == {}
+    # every validation was done; only the test evaluation is left
+    assert curve == reference[1]
+
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+    assert run.test == reference[0].test and run.best == reference[0].best
+
+
+def test_a_stop_after_a_new_best_skips_the_live_attention_map(store, ciao, reference):
+    run_id = new_run(store, ciao)
+    # epoch 1 always improves on nothing; the stop is asked for as it is recorded
+    observe, stop = _stop_when(Validated, 1)
+    result = run_stored(
+        store, run_id, dataset=ciao[1], observe=observe, should_stop=stop
+    )
+
+    assert result.stop_reason == "cancelled"
+    with store.session() as session:
+        assert q.attention_maps(session, run_id) == {}
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "cancelled" and curve == reference[1][:1]
+
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+    with store.session() as session:
+        assert q.attention_maps(session, run_id)

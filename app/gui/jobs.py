@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -23,10 +24,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from storage.queries import WORKER_ERRORS_FILE
+
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.jsonl"
-ERRORS_FILE = "worker.err"
+ERRORS_FILE = WORKER_ERRORS_FILE
 
 
 @dataclass
@@ -99,22 +102,39 @@ class WorkerJobs(QObject):
         job = self.jobs.get(run_id)
         return job is not None and job.popen.poll() is None
 
-    def cancel(self, run_id: int, pid: int | None = None) -> bool:
+    def cancel(
+        self, run_id: int, pid: int | None = None, host: str | None = None
+    ) -> bool:
         """Ask the run's worker to stop (it saves and marks the run cancelled).
 
         A run started elsewhere (the command line, an earlier window) is stopped
-        through the pid the store recorded. Returns whether a signal was sent.
+        through the pid and host the store recorded, but only when the host is this
+        one and the process there is still a worker of this run: a pid recorded long
+        ago may belong to another program by now. Returns whether a signal was sent.
         """
         job = self.jobs.get(run_id)
         if job is not None and job.popen.poll() is None:
             job.popen.send_signal(signal.SIGTERM)
             return True
-        if pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-                return True
-            except (ProcessLookupError, PermissionError) as exc:
-                log.warning("run %d: cannot signal pid %d (%s)", run_id, pid, exc)
+        if not pid:
+            return False
+        if host != socket.gethostname():
+            log.warning(
+                "run %d: its worker runs on %s, not on this host; not signalled",
+                run_id,
+                host,
+            )
+            return False
+        if not is_worker_of(pid, run_id):
+            log.warning(
+                "run %d: pid %d is no longer its worker; not signalled", run_id, pid
+            )
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+            return True
+        except (ProcessLookupError, PermissionError) as exc:
+            log.warning("run %d: cannot signal pid %d (%s)", run_id, pid, exc)
         return False
 
     def cancel_all(self, wait: float = 5.0) -> None:
@@ -163,16 +183,23 @@ class WorkerJobs(QObject):
             fh.seek(offset)
             pending = ""
             while True:
+                # looked at before the read, so a read after the exit sees every
+                # line the worker wrote
+                released = job.stop.is_set()
+                exited = job.popen.poll() is not None
                 chunk = fh.read()
-                if chunk:
-                    pending += chunk
-                    *lines, pending = pending.split("\n")
-                    for line in lines:
-                        self._forward(job.run_id, line)
-                elif job.stop.is_set() or job.popen.poll() is not None:
-                    if not fh.read():
-                        return
-                else:
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    self._forward(job.run_id, line)
+
+                # the worker is gone: its last line may lack a newline
+                if exited:
+                    self._forward(job.run_id, pending)
+                    return
+                if released:
+                    return
+                if not chunk:
                     time.sleep(0.2)
 
     def _forward(self, run_id: int, line: str) -> None:
@@ -190,3 +217,23 @@ class WorkerJobs(QObject):
                 if job is not None:
                     job.ended.set()
             self.event.emit(run_id, payload)
+
+
+def is_worker_of(pid: int, run_id: int) -> bool:
+    """Whether process ``pid`` is ``main.py`` training run ``run_id``: a ``worker`` or
+    ``resume`` with ``--run ID``, or a ``train`` (which has no id on its command
+    line). Without /proc (macOS) the command line cannot be read and the recorded
+    pid is trusted."""
+    if not Path("/proc/self/cmdline").exists():
+        return True
+    try:
+        raw = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except OSError:
+        return False
+    args = [arg for arg in raw.decode(errors="replace").split("\0") if arg]
+    if not any(Path(arg).name == "main.py" for arg in args):
+        return False
+    ours = f"--run={int(run_id)}" in args or any(
+        a == "--run" and b == str(int(run_id)) for a, b in zip(args, args[1:])
+    )
+    return ours or "train" in args
