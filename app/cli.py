@@ -12,7 +12,7 @@ from typing import Any
 from app import commands, store_commands
 from engine.data.dataset import Filters
 from engine.errors import CafeError
-from engine.models import REGISTRY
+from engine.models import REGISTRY, make_config
 from engine.training import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,8 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
             f"{', '.join(_flag(s) for s in stray)} does not apply to {args.model}; its "
             f"hyperparameters are {', '.join(_flag(a) for a in sorted(allowed))}."
         )
+    # bounds and the head split are checked now, before any data is read
+    make_config(args.model, values)
     return values
 
 

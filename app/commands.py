@@ -15,6 +15,7 @@ from engine import distributed
 from engine.data.dataset import ColumnMapping, Filters, guess_mapping, prepare
 from engine.data.io import load_raw
 from engine.experiment import DataSpec, RunSpec, build_run, dataset_name, make_trainer
+from engine.models import check_intents
 from engine.training import Finished
 
 log = logging.getLogger(__name__)
@@ -73,14 +74,14 @@ def train(args: argparse.Namespace) -> int:
     from app.cli import model_overrides, print_json, train_overrides
 
     configure_threads(args.threads)
+    overrides = model_overrides(args)
     where = distributed.setup()
     try:
         data, dataset = data_spec_from_args(args)
         for note in dataset.notes if where.is_main else ():
             print(f"note: {note}", file=sys.stderr)
-        spec = RunSpec(
-            data, args.model, model_overrides(args), train_overrides(args)
-        ).resolved()
+        check_intents(args.model, dataset.num_known_intents, *dataset.intent_origin())
+        spec = RunSpec(data, args.model, overrides, train_overrides(args)).resolved()
         summary = execute_run(
             spec,
             dataset,

@@ -43,7 +43,7 @@ from app.compare_runs import load_done, metrics_by_protocol, run_key, train_one
 from engine import reporting
 from engine.errors import ConfigError
 from engine.experiment import DataSpec, RunSpec, dataset_name
-from engine.models import REGISTRY
+from engine.models import REGISTRY, check_intents, make_config
 from engine.training import TrainConfig
 
 # set by the command itself: --seeds and --protocol replace the single-run flags
@@ -105,7 +105,10 @@ def add_compare_command(sub) -> None:
         type=name_list,
         default=None,
         help="Models, comma-separated (default: every registered model). intentpop, "
-        "the sanity baseline, is always added.",
+        "the sanity baseline, is always added. When the prepared data has fewer than "
+        "two intents, the models that read intents are left out with a note, "
+        "except those named here: naming one is an error, as are --ablation and a "
+        "sweep, which need CaFe.",
     )
     g.add_argument("--seeds", type=int_list, default="1,2,3", help="Seeds.")
     g.add_argument(
@@ -184,22 +187,49 @@ class Job:
     seed: int
 
 
-def chosen_models(requested: list[str] | None) -> list[str]:
-    """The requested models in table order, intentpop added; unknown names fail."""
+def chosen_models(requested: list[str] | None, dataset=None) -> list[str]:
+    """The requested models in table order, intentpop added; unknown names fail.
+
+    With the prepared ``dataset`` given and fewer than two intents in it, the models
+    that read intents are left out with one note (intentpop, added by default, among
+    them); a requested one is an error instead, naming the file and intent column.
+    """
     available = sorted(REGISTRY, key=reporting.model_order)
-    if requested is None:
-        return available
-    unknown = [name for name in requested if name not in REGISTRY]
-    if unknown:
-        raise ConfigError(
-            f"No model named {', '.join(unknown)}; registered models are "
-            f"{', '.join(available)}."
-        )
-    models = list(requested)
-    if "intentpop" not in models and "intentpop" in REGISTRY:
-        models.append("intentpop")
+    if requested is not None:
+        unknown = [name for name in requested if name not in REGISTRY]
+        if unknown:
+            raise ConfigError(
+                f"No model named {', '.join(unknown)}; registered models are "
+                f"{', '.join(available)}."
+            )
+    models = available if requested is None else list(requested)
+    added = "intentpop" not in models and "intentpop" in REGISTRY
+    models += ["intentpop"] if added else []
+    if dataset is not None and dataset.num_known_intents < 2:
+        return without_intent_models(models, requested or [], dataset)
+    if added:
         note("intentpop, the sanity baseline, is always compared; added it.")
     return sorted(models, key=reporting.model_order)
+
+
+def without_intent_models(models: list[str], requested: list[str], dataset):
+    """``models`` without those that read intents, for data with fewer than two;
+    fails when any of them was asked for by name."""
+    path, column = dataset.intent_origin()
+    check_intents(requested, dataset.num_known_intents, path, column)
+    skipped = [m for m in models if REGISTRY[m].needs_intents]
+    if skipped:
+        problem = (
+            "no intent column is chosen"
+            if column is None
+            else f"the intent column {column!r} has fewer than two distinct values"
+        )
+        note(
+            f"{path}: {problem}, so the models that read intents are left out: "
+            f"{', '.join(skipped)}."
+        )
+    kept = [m for m in models if m not in skipped]
+    return sorted(kept, key=reporting.model_order)
 
 
 def model_settings(args: argparse.Namespace, trained: list[str]) -> dict[str, dict]:
@@ -245,6 +275,8 @@ def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[Job], str | 
     settings = model_settings(args, trained)
 
     def add(table, label, model, config, k):
+        # bounds and the head split of every configuration, before anything trains
+        make_config(model, config)
         items = tuple(sorted(config.items()))
         jobs.extend(Job(table, label, model, items, k, s) for s in args.seeds)
 
@@ -295,7 +327,8 @@ def note(text: str) -> None:
 
 def compare(args: argparse.Namespace) -> int:
     configure_threads(args.threads)
-    models = chosen_models(args.models)
+    prepared = prepare_data(args)
+    models = chosen_models(args.models, prepared[args.min_item_freq[0]][1])
     jobs, reference = plan(args, models)
     name = dataset_name(DataSpec(path=str(args.data)))
     out = Path(args.out) if args.out else Path("out") / f"compare-{name}"
@@ -305,7 +338,7 @@ def compare(args: argparse.Namespace) -> int:
 
         store = open_store(args.db)
     try:
-        runs, per_user = run_jobs(args, jobs, out / "runs", store)
+        runs, per_user = run_jobs(args, jobs, out / "runs", store, prepared)
     finally:
         if store is not None:
             store.dispose()
@@ -316,25 +349,45 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def prepare_data(args: argparse.Namespace) -> dict[int, tuple[DataSpec, Any]]:
+    """The data spec and prepared dataset of every k, notes on stderr.
+
+    The data is read and prepared once per k; with a seeded tie-break the first seed
+    orders ties for every run, so all runs share one data version.
+    """
+    prepared = {}
+    for k in args.min_item_freq:
+        data_args = argparse.Namespace(**vars(args) | {"min_item_freq": k})
+        data_args.seed = args.seeds[0]
+        prepared[k] = data_spec_from_args(data_args)
+        for text in prepared[k][1].notes:
+            note(f"k={k}: {text}")
+    return prepared
+
+
 def run_jobs(
-    args: argparse.Namespace, jobs: list[Job], folder: Path, store=None
+    args: argparse.Namespace,
+    jobs: list[Job],
+    folder: Path,
+    store=None,
+    prepared: dict[int, tuple[DataSpec, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Do or find every job; one row per (job, protocol) and their per-user rows.
-    With ``store`` every run trained here is also recorded in the run store."""
+    With ``store`` every run trained here is also recorded in the run store;
+    ``prepared`` is :func:`prepare_data`'s result, prepared here when not given."""
     train, protocols = train_settings(args), protocols_of(args.protocol)
+    prepared = prepared if prepared is not None else prepare_data(args)
+    # intent-aware models meeting data without intents fail before anything trains,
+    # not after the item-only ones have run
+    for k, (_, dataset) in prepared.items():
+        models = dict.fromkeys(job.model for job in jobs if job.k == k)
+        check_intents(models, dataset.num_known_intents, *dataset.intent_origin())
     done: dict[str, tuple[dict, pd.DataFrame]] = {}
     rows, users = [], []
     position = 0
     for k in args.min_item_freq:
         batch = [job for job in jobs if job.k == k]
-        # the data is read and prepared once per k; with a seeded tie-break the
-        # first seed orders ties for every run, so all runs share one data version
-        data_args = argparse.Namespace(**vars(args) | {"min_item_freq": k})
-        data_args.seed = args.seeds[0]
-        data, dataset = data_spec_from_args(data_args)
-        for text in dataset.notes:
-            note(f"k={k}: {text}")
-        check_intents(batch, dataset)
+        data, dataset = prepared[k]
         for job in batch:
             position += 1
             spec = RunSpec(
@@ -367,18 +420,6 @@ def run_jobs(
             users.append(chosen.assign(**ident))
             progress_line(position, len(jobs), job, found_metrics[protocols[0]], how)
     return pd.DataFrame.from_records(rows), pd.concat(users, ignore_index=True)
-
-
-def check_intents(jobs: list[Job], dataset) -> None:
-    """Fail before training anything when intent-aware models meet data without
-    intents, rather than after the item-only ones have run."""
-    needing = sorted({j.model for j in jobs if REGISTRY[j.model].needs_intents})
-    if needing and dataset.num_known_intents < 2:
-        raise ConfigError(
-            f"{', '.join(needing)} read intents, but the intent column of "
-            f"{dataset.name} has fewer than two distinct values; choose an item "
-            "column with several values as the intent (--intent)."
-        )
 
 
 def progress_line(position: int, total: int, job: Job, metrics: dict, how: str):

@@ -1,5 +1,5 @@
 """Training progress on stderr: a live bar with ETA on a terminal, one line per epoch
-else."""
+with the estimated time left else (a log file, a pipe, the workbench's worker)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class ProgressPrinter:
         self.width = width
         self.started = time.perf_counter()
         self.epochs = 0
+        self.start_epoch = 0
         self.batches = 1
         self.done_steps = 0
         self.first_step = 0
@@ -39,6 +40,7 @@ class ProgressPrinter:
         if isinstance(event, Started):
             self.epochs, self.batches = event.epochs, max(event.batches_per_epoch, 1)
             self.first_step = event.start_epoch * self.batches
+            self.start_epoch = event.start_epoch
             self.started = time.perf_counter()
             self._line(
                 f"training on {event.device}: {event.parameters:,} parameters, "
@@ -53,6 +55,7 @@ class ProgressPrinter:
             losses = " ".join(f"{k} {v:.4f}" for k, v in event.losses.items())
             self._line(
                 f"epoch {event.epoch}/{self.epochs}  {losses}  ({event.seconds:.1f}s)"
+                f"{self._time_left(event.epoch)}"
             )
         elif isinstance(event, Validated):
             mark = " *" if event.improved else ""
@@ -70,6 +73,18 @@ class ProgressPrinter:
                 "epochs in "
                 f"{format_seconds(result.seconds)}; best epoch {result.best_epoch}"
             )
+
+    def _time_left(self, epoch: int) -> str:
+        """The remaining epochs at this session's pace so far (validation included):
+        an upper bound, since patience may stop the run before the last epoch."""
+        done, left = epoch - self.start_epoch, self.epochs - epoch
+        if done <= 0 or left <= 0:
+            return ""
+        pace = (time.perf_counter() - self.started) / done
+        return (
+            f"  ETA <= {format_seconds(pace * left)} "
+            f"({left} epochs left; patience may stop sooner)"
+        )
 
     def _draw(self, event: BatchDone) -> None:
         self.last_draw = time.perf_counter()

@@ -21,13 +21,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device(available_devices()[0])
     if name.startswith("cuda"):
+        index = _cuda_index(name)
         if not torch.cuda.is_available():
             raise ConfigError(
                 f"device {name!r} was asked for, but this machine has no CUDA GPU "
-                "that torch "
-                "can use. Use --device auto or cpu."
+                "that torch can use. Use --device auto or cpu."
             )
-        index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(
                 f"device {name!r} does not exist; this machine has "
@@ -43,3 +42,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.")
+
+
+def _cuda_index(name: str) -> int:
+    """The N of ``cuda`` or ``cuda:N``; anything else after ``cuda`` is an error."""
+    if name == "cuda":
+        return 0
+    prefix, _, index = name.partition(":")
+    if prefix != "cuda" or not index.isdigit():
+        raise ConfigError(
+            f"unknown device {name!r}: a CUDA device is written cuda or cuda:N, N a "
+            "GPU number from 0. Use --device auto, cpu, cuda, cuda:N or mps."
+        )
+    return int(index)

@@ -15,9 +15,12 @@ column (Table 3) is bold; ties at the shown precision are all bold.
 
 Significance: CaFe and a baseline are compared user by user on the same negatives.
 Within one seed a user's candidates are fixed by the dataset and the seed, whatever the
-model, so per-user results are matched by (seed, user) and pooled over seeds; the paired
-t-test and the Wilcoxon signed-rank test (scipy) give two p-values, the second not
-assuming normal differences (per-user NDCG is far from normal: most users score 0).
+model, so per-user results are matched by (seed, user). Each user's values are then
+averaged over the seeds both models share for that user, and the tests run over users:
+pooling (seed, user) rows would count each user once per seed as if independent and
+overstate the evidence. The paired t-test and the Wilcoxon signed-rank test (scipy)
+give two p-values, the second not assuming normal differences (per-user NDCG is far
+from normal: most users score 0). The "pairs" column counts users.
 """
 
 from __future__ import annotations
@@ -121,8 +124,14 @@ def paired_test(a, b) -> PairedTest:
 def matched_pairs(
     per_user: pd.DataFrame, label: str, other: str, metric: str, **where
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user ``metric`` of two labels matched by (seed, user), filtered by
-    ``where`` (e.g. protocol="sampled", k=5)."""
+    """Per-user ``metric`` of two labels, one pair per user, filtered by ``where``
+    (e.g. protocol="sampled", k=5).
+
+    Rows are first matched by (seed, user); each user's pair is then the mean of each
+    label over the seeds where both have that user, so both means cover the same seeds.
+    (A user is not required in every seed: the evaluated users depend on the data only,
+    so they are the same in every seed of a comparison anyway.)
+    """
     rows = per_user
     for column, value in where.items():
         rows = rows[rows[column] == value]
@@ -130,7 +139,8 @@ def matched_pairs(
     left = rows.loc[rows["label"] == label, [*keys, metric]]
     right = rows.loc[rows["label"] == other, [*keys, metric]]
     both = left.merge(right, on=keys, suffixes=("_a", "_b"))
-    return both[f"{metric}_a"].to_numpy(), both[f"{metric}_b"].to_numpy()
+    by_user = both.groupby("user", sort=True)[[f"{metric}_a", f"{metric}_b"]].mean()
+    return by_user[f"{metric}_a"].to_numpy(), by_user[f"{metric}_b"].to_numpy()
 
 
 def significance_table(
@@ -138,8 +148,8 @@ def significance_table(
     target: str = "cafe",
     metric: str = SIGNIFICANCE_METRIC,
 ) -> pd.DataFrame:
-    """CaFe against every other label, per protocol: means over matched users,
-    difference, both p-values and the number of (seed, user) pairs."""
+    """CaFe against every other label, per protocol: means over matched users (each
+    averaged over its seeds), difference, both p-values and the number of users."""
     records = []
     protocols = _ordered(per_user["protocol"], PROTOCOL_ORDER)
     labels = [x for x in dict.fromkeys(per_user["label"]) if x != target]
@@ -297,8 +307,9 @@ def comparison_table(
     if target in labels and len(labels) > 1:
         notes.append(
             f"{IMPROVEMENT}: {target} over the best other model of each row; "
-            f"p-values: paired tests on per-user values of the row's metric, matched "
-            "by (seed, user)."
+            "p-values: paired tests over users on the row's metric, each user's "
+            f"value averaged over the seeds (matched by seed and user); {PAIRS}: the "
+            "number of users."
         )
     return Grid(
         title,

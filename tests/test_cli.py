@@ -92,7 +92,7 @@ LONG = "".join(f"u{u},i{i},{i}\n" for u in range(4) for i in range(1, 6))
         (
             {"e.csv": "user_id,item_id,timestamp\nu1,i1,1\nu2,i2,1\nu1,i3,2\n"},
             [],
-            "No user has 3 or more interactions",
+            "e.csv: no user in the user column 'user_id' has 3 or more interactions",
         ),
         (
             {
@@ -101,7 +101,8 @@ LONG = "".join(f"u{u},i{i},{i}\n" for u in range(4) for i in range(1, 6))
                 + "".join(f"i{i},a\n" for i in range(1, 6)),
             },
             ["--items", "{tmp}/items.csv", "--model", "cafe"],
-            "fewer than two distinct values",
+            "items.csv: the intent column 'category' has one value only (fewer than "
+            "two distinct values), but cafe reads intents",
         ),
         (
             {"e.csv": "user_id,item_id,timestamp\n" + LONG},
@@ -109,6 +110,11 @@ LONG = "".join(f"u{u},i{i},{i}\n" for u in range(4) for i in range(1, 6))
             "no column 'genre'",
         ),
         ({"e.csv": "user_id,item_id\n\x00\x00\x01,\x02\n"}, [], "binary"),
+        (
+            {"e.csv": "user_id,item_id,timestamp\n" + LONG},
+            ["--device", "cuda:x"],
+            "unknown device 'cuda:x'",
+        ),
     ],
 )
 def test_bad_input_gives_one_clear_message(tmp_path, capsys, files, flags, message):
@@ -143,3 +149,88 @@ def test_a_real_process_exits_non_zero_without_traceback(tmp_path):
     )  # fmt: skip
     assert finished.returncode == 2
     assert "no such file" in finished.stderr and "Traceback" not in finished.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--model", "cafe", "--hidden", "10"],
+            "--hidden 10 must be divisible by the 4 attention heads (--heads 1 + "
+            "--local-heads 3) of cafe's item encoder; use --hidden 12",
+        ),
+        (
+            ["--model", "cafe", "--local-heads", "0", "--heads", "3", "--hidden", "16"],
+            "--hidden 16 must be divisible by the 3 attention heads (--heads 3) of "
+            "cafe; use --hidden 18",
+        ),
+        (
+            # 9 splits over 2 + 1 item heads, not over the intent encoder's 2
+            ["--model", "cafe", "--heads", "2", "--local-heads", "1", "--hidden", "9"],
+            "the 2 attention heads (--heads 2) of cafe's intent encoder",
+        ),
+        (
+            ["--model", "locker", "--local-heads", "2", "--hidden", "16"],
+            "(--heads 1 + --local-heads 2) of locker; use --hidden 18",
+        ),
+        (["--model", "sasrec", "--heads", "3", "--hidden", "16"], "(--heads 3)"),
+        (["--model", "bert4rec", "--hidden", "15"], "(--heads 2) of bert4rec"),
+    ],
+)
+def test_heads_that_do_not_split_the_hidden_size_fail_before_reading(
+    tmp_path, capsys, flags, message
+):
+    # the data does not exist: the heads are checked before it would be read
+    code, out, err = train(
+        capsys, "--data", str(tmp_path / "missing.csv"), *flags, "--no-store"
+    )
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message in err and "Traceback" not in err
+
+
+def test_every_item_without_intent_fails_intent_models_only(tmp_path, capsys):
+    write(tmp_path / "interactions.csv", "user_id,item_id,timestamp\n" + LONG)
+    write(tmp_path / "items.csv", "item_id,category\n" + "".join(
+        f"i{i},\n" for i in range(1, 6)
+    ))  # fmt: skip
+    data = ["--data", str(tmp_path), "--epochs", "1", *TINY]
+
+    code, out, err = train(capsys, *data, "--model", "cafe")
+    assert code == 2
+    assert (
+        f"error: {tmp_path / 'items.csv'}: the intent column 'category' has no value "
+        "for any item (fewer than two distinct values), but cafe reads intents."
+    ) in err
+    assert "Choose an item column with several values as the intent (--intent)" in err
+    assert "5 item(s) (20 interactions) have no value in the intent column" in err
+
+    # an item-only model trains on the same data, the missing intents noted
+    code, out, err = train(capsys, *data, "--model", "sasrec")
+    assert code == 0 and "have no value in the intent column" in err
+
+
+def test_no_intent_column_names_the_file(tmp_path, capsys):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\n" + LONG)
+    code, out, err = train(
+        capsys, "--data", str(path), "--intent", "none", "--model", "fdsa",
+        "--epochs", "1", *TINY,
+    )  # fmt: skip
+    assert code == 2
+    assert f"{path}: no intent column is chosen, but fdsa reads intents." in err
+
+
+def test_undecodable_file_gives_one_message(tmp_path, capsys, caplog):
+    # 0xe9 is no UTF-8 here and 0x81 is undefined in Windows-1252
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"user_id,item_id,timestamp\nu\xe9,i\x81,1\n")
+    code, out, err = train(
+        capsys, "--data", str(path), "--model", "sasrec", "--epochs", "1", *TINY
+    )
+    assert code == 2
+    assert err == (
+        f"error: {path}: unreadable text encoding: byte 27 is not UTF-8 and byte 30 "
+        "is not Windows-1252 either. Re-save the file as UTF-8.\n"
+    )
+    # no warning that it is being read as Windows-1252 after all
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -112,24 +113,56 @@ def test_paired_test_against_hand_worked_values():
     assert math.isnan(reporting.paired_test([0.5], [0.1]).t_pvalue)
 
 
-def test_per_user_results_are_matched_by_seed_and_user():
+def test_per_user_results_are_averaged_over_seeds_then_paired_by_user():
     rows = []
     for seed in (1, 2):
         for user in range(4):
             rows.append(("cafe", seed, user, 0.1 * user + seed))
-            if user != 3:  # the baseline misses one user per seed
+            if user != 3:  # the baseline misses one user in every seed
                 rows.append(("pop", seed, user, 0.1 * user))
     per_user = pd.DataFrame(rows, columns=["label", "seed", "user", "NDCG@5"])
     per_user["protocol"] = "sampled"
     per_user = per_user.sample(frac=1.0, random_state=0)  # row order must not matter
 
     a, b = reporting.matched_pairs(per_user, "cafe", "pop", "NDCG@5")
-    assert len(a) == 6
-    # every matched pair differs by exactly its seed (1 or 2)
-    assert sorted(np.round(a - b, 9)) == [1, 1, 1, 2, 2, 2]
+    # one pair per user: cafe's mean over seeds 1 and 2 is 0.1 u + 1.5
+    assert a.tolist() == pytest.approx([1.5, 1.6, 1.7])
+    assert b.tolist() == pytest.approx([0.0, 0.1, 0.2])
 
     table = reporting.significance_table(per_user)
-    assert table[["baseline", reporting.PAIRS]].values.tolist() == [["pop", 6]]
+    assert table[["baseline", reporting.PAIRS]].values.tolist() == [["pop", 3]]
+
+
+def test_significance_counts_each_user_once_whatever_the_seeds():
+    # hand-worked: per-seed differences of users 0..3 over two seeds
+    diffs = {1: [0.1, 0.0, 0.3, 0.2], 2: [0.3, 0.2, 0.1, -0.2]}
+    rows = []
+    for seed, values in diffs.items():
+        for user, diff in enumerate(values):
+            rows += [("pop", seed, user, 0.5), ("cafe", seed, user, 0.5 + diff)]
+    # a user the baseline has in seed 1 only is averaged over seed 1 only
+    rows += [("cafe", 1, 4, 0.9), ("pop", 1, 4, 0.5), ("cafe", 2, 4, 0.0)]
+    per_user = pd.DataFrame(rows, columns=["label", "seed", "user", "NDCG@5"])
+    per_user["protocol"] = "sampled"
+
+    a, b = reporting.matched_pairs(per_user, "cafe", "pop", "NDCG@5")
+    # user means of the differences: 0.2, 0.1, 0.2, 0.0, and 0.4 (seed 1 alone)
+    assert (a - b).tolist() == pytest.approx([0.2, 0.1, 0.2, 0.0, 0.4])
+    row = reporting.significance_table(per_user).iloc[0]
+    assert row[reporting.PAIRS] == 5
+    assert row["mean diff"] == pytest.approx(0.18)
+    expected = stats.ttest_1samp([0.2, 0.1, 0.2, 0.0, 0.4], 0.0).pvalue
+    assert row[reporting.P_TTEST] == pytest.approx(expected)
+    # pooling the nine (seed, user) rows would claim more evidence than five users
+    pooled = stats.ttest_1samp([*diffs[1], *diffs[2], 0.4], 0.0).pvalue
+    assert row[reporting.P_TTEST] != pytest.approx(pooled)
+
+    grid = reporting.comparison_table(
+        make_runs({"pop": [0.5, 0.5], "cafe": [0.6, 0.6]}), per_user
+    )
+    assert grid.extra.loc[("sampled", "NDCG@5"), reporting.PAIRS] == 5
+    assert "each user's value averaged over the seeds" in grid.notes[0]
+    assert "(seed, user)" not in grid.notes[0]
 
 
 def test_ablation_marks_the_best_of_each_column_and_changes_over_the_backbone():
@@ -198,7 +231,7 @@ def parse(*flags: str):
 def test_plan_holds_the_table3_ladder_and_the_sweep():
     args = parse(
         "--models", "sasrec,cafe", "--seeds", "1,2", "--ablation",
-        "--min-item-freq", "1,5", "--local-heads", "2", "--hidden", "16",
+        "--min-item-freq", "1,5", "--local-heads", "2", "--hidden", "18",
     )  # fmt: skip
     models = compare_command.chosen_models(["sasrec", "cafe"])
     jobs, reference = compare_command.plan(args, models)
@@ -212,7 +245,7 @@ def test_plan_holds_the_table3_ladder_and_the_sweep():
         "intent_loss": False,
         "local_heads": 0,
         "joint_inference": False,
-        "hidden": 16,
+        "hidden": 18,
     }
     assert ladder["+(1)(2)(3)"]["local_heads"] == 2
     assert ladder["+(1)(2)(4)"]["joint_inference"] is True
@@ -232,6 +265,14 @@ def test_flags_that_fit_no_chosen_model_and_unknown_models_are_errors():
         compare_command.plan(parse("--hidden", "8"), ["pop", "intentpop"])
     with pytest.raises(ConfigError, match="no-such-model"):
         compare_command.chosen_models(["no-such-model"])
+
+
+def test_plan_refuses_heads_that_do_not_split_the_hidden_size():
+    # 16 splits over sasrec's one head, not over cafe's 1 + 2
+    args = parse("--models", "sasrec,cafe", "--local-heads", "2", "--hidden", "16")
+    with pytest.raises(ConfigError, match=r"--hidden 16 .* \(--heads 1 \+ "
+                       r"--local-heads 2\) of cafe"):  # fmt: skip
+        compare_command.plan(args, ["sasrec", "cafe"])
 
 
 # ---- end to end on real data
@@ -290,3 +331,56 @@ def test_compare_writes_three_formats_and_resumes(ciao_small, tmp_path, capsys):
     assert "done before" in status["pop"] and "done before" in status["intentpop"]
     assert "trained in" in status["cafe"]
     assert len(list((out / "runs").glob("cafe__*.json"))) == 2
+
+
+def one_category_data(folder):
+    """Six users of six items, every item in the same category."""
+    folder.mkdir()
+    rows = "".join(f"u{u},i{(u + i) % 6},{i}\n" for u in range(6) for i in range(5))
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n" + rows)
+    items = "".join(f"i{i},books\n" for i in range(6))
+    (folder / "items.csv").write_text("item_id,category\n" + items)
+    return folder
+
+
+def test_data_with_one_intent_leaves_out_intent_models_not_named(tmp_path, capsys):
+    data = one_category_data(tmp_path / "one")
+    argv = [
+        "compare", "--data", str(data), "--seeds", "1", "--epochs", "1",
+        "--hidden", "8", "--max-len", "10", "--threads", "1", "--quiet",
+    ]  # fmt: skip
+
+    # intentpop, added by default, is left out with one note; the rest runs
+    out = tmp_path / "out"
+    assert main([*argv, "--models", "pop,sasrec", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("left out") == 1
+    assert (
+        f"note: {data / 'items.csv'}: the intent column 'category' has fewer than two "
+        "distinct values, so the models that read intents are left out: intentpop."
+    ) in err
+    assert sorted(pd.read_csv(out / "runs.csv")["model"]) == ["pop", "sasrec"]
+
+    # a named intent-reading model is an error before anything trains
+    out = tmp_path / "named"
+    assert main([*argv, "--models", "pop,cafe", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the intent column 'category' has one value only" in err
+    assert "cafe reads intents" in err and "[1/" not in err
+    assert not (out / "runs").exists()
+
+    # so is the ablation, which needs CaFe
+    assert main([*argv, "--models", "pop", "--ablation", "--out", str(out)]) == 2
+    assert "cafe reads intents" in capsys.readouterr().err
+
+
+def test_default_models_on_data_without_intents_are_the_item_only_ones(capsys):
+    dataset = SimpleNamespace(
+        num_known_intents=0, intent_origin=lambda: ("log.csv", None)
+    )
+    models = compare_command.chosen_models(None, dataset)
+    assert models == ["pop", "sasrec", "bert4rec", "ssept", "locker"]
+    assert capsys.readouterr().err == (
+        "note: log.csv: no intent column is chosen, so the models that read intents "
+        "are left out: intentpop, nova, fdsa, bertf, lockerf, cafe.\n"
+    )

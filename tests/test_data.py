@@ -92,11 +92,26 @@ def test_parquet_and_csv_give_the_same_hash(tmp_path):
     assert a.hash == b.hash
 
 
-def test_windows_1252_text_is_read(tmp_path):
+def test_windows_1252_text_is_read(tmp_path, caplog):
     text = "user,item,name\nu1,i1,Caf\xe9\nu1,i2,Na\xefve\nu1,i3,x\n"
     path = write(tmp_path / "log.csv", text, encoding="cp1252")
     dataset = prepare(load_raw(path), ColumnMapping("user", "item", name="name"))
     assert "Café" in set(dataset.item_names)
+    # one warning per read, naming the first byte that is not UTF-8 (the é at 24)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{path} is not UTF-8 (byte 24); reading it as Windows-1252"]
+
+
+def test_undecodable_bytes_past_the_sniffed_head_are_one_error(tmp_path, caplog):
+    # a legacy file whose only byte that no encoding reads lies past the first 64 KiB
+    rows = "".join(f"u{n % 50},i{n},{n}\n" for n in range(12_000))
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"user,item,time\nu0,caf\xe9,0\n" + rows.encode() + b"u1,\x81,1\n")
+    assert path.stat().st_size > 64 * 1024
+    with pytest.raises(DataError, match=r"unreadable text encoding: byte 21 is not "
+                       r"UTF-8 and byte \d{5,} is not Windows-1252"):  # fmt: skip
+        load_raw(path)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 # ---- preparing
@@ -316,9 +331,34 @@ def test_binary_file(tmp_path):
 
 
 def test_nobody_long_enough(tmp_path):
-    raw = load_raw(write(tmp_path / "log.csv", "u,i\nx,1\nx,2\ny,3\n"))
-    with pytest.raises(DataError, match="No user has 3 or more"):
-        prepare(raw, ColumnMapping("u", "i"))
+    path = write(tmp_path / "log.csv", "u,i\nx,1\nx,2\ny,3\n")
+    with pytest.raises(DataError) as error:
+        prepare(load_raw(path), ColumnMapping("u", "i"))
+    assert str(error.value) == (
+        f"{path}: no user in the user column 'u' has 3 or more interactions (the "
+        "longest history has 2), so nothing can be validated or tested: "
+        "leave-last-2-out holds out each user's last two. Use a log with longer "
+        "histories per user."
+    )
+
+
+def test_nobody_long_enough_after_the_filters_says_which(tmp_path):
+    raw = load_raw(write(tmp_path / "log.csv", "u,i\nx,1\nx,1\nx,2\ny,3\n"))
+    filters = Filters(duplicates="first")
+    with pytest.raises(DataError, match=r"after the filters.*--duplicates keep"):
+        prepare(raw, ColumnMapping("u", "i"), filters)
+
+
+def test_dataset_knows_where_its_intents_come_from(tmp_path):
+    folder = small_log(tmp_path)
+    dataset = prepare(load_raw(folder))
+    assert dataset.source == str(folder / "interactions.csv")
+    assert dataset.intent_origin() == (str(folder / "items.csv"), "category")
+    mapping = ColumnMapping("user_id", "item_id", "timestamp")
+    assert prepare(load_raw(folder), mapping).intent_origin() == (
+        str(folder / "interactions.csv"),
+        None,
+    )
 
 
 def test_filters_leave_nothing(tmp_path):

@@ -34,8 +34,13 @@ def load_data(state, path: str | Path, items_path: str | Path | None = None) -> 
     """Read a dataset (interactions and, when found, items) and guess its columns."""
     path = Path(path)
     items_path = Path(items_path) if items_path else None
-    state.progress(0.05, f"reading {path.name}")
-    raw = load_raw(path, items_path)
+    # reading is most of the work: 0.05-0.9 of the bar, table by table; a cancel
+    # takes effect between the tables
+    raw = load_raw(
+        path,
+        items_path,
+        progress=lambda done, text: state.progress(0.05 + 0.85 * done, text),
+    )
     state.progress(0.9, "guessing columns")
     try:
         mapping, error = guess_mapping(raw), ""

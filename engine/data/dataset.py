@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -130,6 +131,10 @@ class Dataset:
     stats_before: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     hash: str = ""
+    # where the data came from, for messages: the interaction file, and the file the
+    # intent column was read from (the item table, or the interaction file itself)
+    source: str = ""
+    intent_source: str = ""
 
     @property
     def num_users(self) -> int:
@@ -148,6 +153,11 @@ class Dataset:
     @property
     def num_known_intents(self) -> int:
         return self.num_intents - int(UNKNOWN_INTENT in set(self.intent_names[1:]))
+
+    def intent_origin(self) -> tuple[str, str | None]:
+        """The file the intent column was read from and the column (None: no intent
+        column is chosen), to name in messages."""
+        return self.intent_source or self.source, self.mapping.intent
 
     def sequence(self, user: int) -> np.ndarray:
         return self.items[self.offsets[user] : self.offsets[user + 1]]
@@ -211,7 +221,7 @@ def prepare(
 
     # interactions in file order with a numeric sort key for time
     frame = _mapped_interactions(raw, mapping)
-    frame = _attach_intent(raw, mapping, frame, notes)
+    frame, intent_path = _attach_intent(raw, mapping, frame, notes)
     stats_before = compute_stats(frame)
 
     # duplicates, then items below k, then short users; each filter once
@@ -226,6 +236,8 @@ def prepare(
     # time order within each user; ties keep file order or a seeded shuffle
     frame = _order(frame, filters)
     dataset = _index(frame, mapping, filters, name or raw.interactions_path.parent.name)
+    dataset.source = str(raw.interactions_path)
+    dataset.intent_source = str(intent_path or raw.interactions_path)
     dataset.stats = compute_stats(frame)
     dataset.stats_before = stats_before
     _note_short_users(dataset, notes)
@@ -326,14 +338,15 @@ def parse_time(column: pd.Series, path, name: str) -> np.ndarray:
 
 def _attach_intent(
     raw: RawData, mapping: ColumnMapping, frame: pd.DataFrame, notes: list[str]
-) -> pd.DataFrame:
-    """Add intent (and name) labels per row; items without one get ``<unknown>``."""
+) -> tuple[pd.DataFrame, Path | None]:
+    """Add intent (and name) labels per row; items without one get ``<unknown>``.
+    Also returns the file the attributes were read from (None: none were wanted)."""
     frame["intent"] = pd.array([pd.NA] * len(frame), dtype="string")
     frame["name"] = pd.array([pd.NA] * len(frame), dtype="string")
     wanted = [c for c in (mapping.intent, mapping.name) if c is not None]
     if not wanted:
         frame["intent"] = UNKNOWN_INTENT
-        return frame
+        return frame, None
     table, path = _attribute_table(raw, mapping, wanted)
     per_item = _one_row_per_item(table, mapping, wanted, path, notes)
     joined = frame[["item"]].merge(
@@ -345,7 +358,7 @@ def _attach_intent(
         frame["name"] = joined[mapping.name].to_numpy()
     if mapping.intent is None:
         frame["intent"] = UNKNOWN_INTENT
-        return frame
+        return frame, path
     unknown = frame["intent"].fillna("").str.len().eq(0).to_numpy(dtype=bool)
     if unknown.any():
         items = frame.loc[unknown, "item"].nunique()
@@ -354,7 +367,7 @@ def _attach_intent(
             f"intent column {mapping.intent!r}; they share the intent {UNKNOWN_INTENT}."
         )
         frame.loc[unknown, "intent"] = UNKNOWN_INTENT
-    return frame
+    return frame, path
 
 
 def _attribute_table(raw: RawData, mapping: ColumnMapping, wanted: list[str]):
@@ -496,15 +509,23 @@ def _note_short_users(dataset: Dataset, notes: list[str]) -> None:
     lengths = dataset.lengths()
     short = int((lengths < 3).sum())
     if short == dataset.num_users:
+        # the item filter and dropped duplicates shorten histories; say so when used
+        filters = dataset.filters
+        filtered = filters.min_item_freq > 1 or filters.duplicates != "keep"
+        fix = "Use a log with longer histories per user"
+        if filtered:
+            fix += ", or lower --min-item-freq or keep duplicates (--duplicates keep)"
         raise DataError(
-            "No user has 3 or more interactions, so nothing can be validated or tested "
-            "(leave-last-2-out). Lower the filters or use a longer interaction log."
+            f"{dataset.source}: no user in the user column {dataset.mapping.user!r} "
+            f"has 3 or more interactions{' after the filters' if filtered else ''} "
+            f"(the longest history has {int(lengths.max())}), so nothing can be "
+            "validated or tested: leave-last-2-out holds out each user's last two. "
+            f"{fix}."
         )
     if short:
         notes.append(
             f"{short} user(s) have fewer than 3 interactions; they are used for "
-            "training "
-            "only and are not evaluated."
+            "training only and are not evaluated."
         )
 
 

@@ -8,8 +8,10 @@ with an optional ``.item`` beside it, headers written ``name:type``). A folder m
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,16 @@ class RawData:
         return [p for p in (self.interactions_path, self.items_path) if p is not None]
 
 
-def load_raw(path: str | Path, items_path: str | Path | None = None) -> RawData:
-    """Read a dataset from a file or folder, pairing an item table when one is found."""
+def load_raw(
+    path: str | Path,
+    items_path: str | Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> RawData:
+    """Read a dataset from a file or folder, pairing an item table when one is found.
+
+    ``progress(fraction, text)`` is told before each table is read, weighted by file
+    size; a caller that wants to cancel raises from it.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(
@@ -52,9 +62,25 @@ def load_raw(path: str | Path, items_path: str | Path | None = None) -> RawData:
             raise DataError(
                 f"{found_items}: item table not found. Check the --items path."
             )
-    interactions = read_table(inter_path)
-    items = read_table(found_items) if found_items is not None else None
-    return RawData(interactions, items, inter_path, found_items)
+    sizes = {p: _size(p) for p in (inter_path, found_items) if p is not None}
+    total, done = max(sum(sizes.values()), 1), 0
+    tables = {}
+    for table in sizes:
+        if progress is not None:
+            progress(done / total, f"reading {table.name}")
+        tables[table] = read_table(table)
+        done += sizes[table]
+    if progress is not None:
+        progress(1.0, "read")
+    items = tables[found_items] if found_items is not None else None
+    return RawData(tables[inter_path], items, inter_path, found_items)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _locate(path: Path) -> tuple[Path, Path | None]:
@@ -172,28 +198,38 @@ def detect_encoding(path: Path) -> str:
             "text. "
             "Save it as UTF-8 CSV/TSV or Parquet."
         )
-    try:
-        _check_utf8(path)
+    # the whole file must decode, not only its head: pandas reads all of it later
+    bad_utf8 = first_undecodable_byte(path, "utf-8")
+    if bad_utf8 is None:
         return "utf-8"
-    except UnicodeDecodeError as exc:
-        log.warning(
-            "%s is not UTF-8 (byte %d); reading it as Windows-1252", path, exc.start
-        )
-    try:
-        with open(path, encoding="cp1252") as fh:
-            fh.read(_SNIFF_BYTES)
-    except UnicodeDecodeError as exc:
+    bad_cp1252 = first_undecodable_byte(path, "cp1252")
+    if bad_cp1252 is not None:
         raise DataError(
-            f"{path}: unreadable text encoding (byte {exc.start} is neither UTF-8 nor "
-            "Windows-1252). Re-save the file as UTF-8."
-        ) from exc
+            f"{path}: unreadable text encoding: byte {bad_utf8} is not UTF-8 and byte "
+            f"{bad_cp1252} is not Windows-1252 either. Re-save the file as UTF-8."
+        )
+    # warned only now that the fallback is known to read the whole file
+    log.warning("%s is not UTF-8 (byte %d); reading it as Windows-1252", path, bad_utf8)
     return "cp1252"
 
 
-def _check_utf8(path: Path) -> None:
-    with open(path, encoding="utf-8") as fh:
-        while fh.read(1 << 20):
-            pass
+def first_undecodable_byte(path: Path, encoding: str) -> int | None:
+    """Offset of the first byte of ``path`` that ``encoding`` cannot decode, or None
+    when the whole file decodes."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.start counts from the start of the bytes the decoder held
+                held = len(exc.object) - len(chunk)
+                return offset - held + exc.start
+            if not chunk:
+                return None
+            offset += len(chunk)
 
 
 def _read_text_sample(path: Path, encoding: str) -> str:

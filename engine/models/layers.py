@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.errors import ConfigError
+
 # A large negative logit instead of -inf: a query whose keys are all masked then gets a
 # uniform (and later discarded) distribution rather than NaN.
 MASKED = -1e9
@@ -114,8 +116,14 @@ class MultiHeadAttention(nn.Module):
     ):
         super().__init__()
         total = heads + local_heads
+        # engine.models.check_heads refuses such configs first, naming the flags; this
+        # guards direct use of the layer
         if total < 1 or dim % total:
-            raise ValueError(f"hidden size {dim} must split evenly over {total} heads")
+            raise ConfigError(
+                f"hidden size {dim} must be divisible by the {total} attention heads "
+                f"({heads} global + {local_heads} local); change the hidden size or "
+                "the heads."
+            )
         self.heads, self.local_heads, self.head_dim = total, local_heads, dim // total
         self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
         self.out = nn.Linear(dim, dim)
