@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 
 from app.gui import dialogs  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
@@ -20,6 +20,7 @@ from app.gui.settings import VERSION, Settings  # noqa: E402
 from storage import open_store, queries  # noqa: E402
 
 RUN_TIMEOUT_MS = 90_000
+REAL_SHOW_ERROR = dialogs.show_error
 
 
 @pytest.fixture
@@ -27,6 +28,8 @@ def errors(monkeypatch) -> list[tuple[str, str]]:
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(dialogs, "show_error", lambda _p, t, m: shown.append((t, m)))
     monkeypatch.setattr(dialogs, "confirm", lambda *_: True)
+    # closing the window at teardown never waits on a modal question
+    monkeypatch.setattr(dialogs, "ask_close_with_runs", lambda *_: "cancel")
     return shown
 
 
@@ -202,6 +205,41 @@ def test_launch_watch_and_cancel_runs(qtbot, window, store, ciao_small, errors):
     assert window.train_panel.train_form.value("epochs") == 2
 
 
+def test_runs_beyond_the_limit_wait_for_a_free_worker(
+    qtbot, window, store, ciao_small, tmp_path, errors
+):
+    load(qtbot, window, ciao_small)
+    register(qtbot, window)
+    panel = window.train_panel
+    panel.parallel.setValue(1)
+    panel.seeds.setValue(3)
+    first, second, third = tiny_run(window, epochs=2)
+    assert "2 waiting for a free worker" in panel.status.text()
+    assert window.queue.waiting_ids() == [second, third]
+    assert status_of(store, second) == status_of(store, third) == "queued"
+    assert sorted(window.jobs.jobs) == [first]
+
+    # a waiting run is withdrawn and cancelled without ever getting a worker
+    window.runs_panel.cancel_run(third)
+    assert status_of(store, third) == "cancelled"
+    assert window.queue.waiting_ids() == [second]
+
+    # the next one starts when the first has finished, never beside it
+    qtbot.waitUntil(
+        lambda: status_of(store, first) == "finished", timeout=RUN_TIMEOUT_MS
+    )
+    qtbot.waitUntil(lambda: second in window.jobs.jobs, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: status_of(store, second) == "finished", timeout=RUN_TIMEOUT_MS
+    )
+    assert third not in window.jobs.jobs and status_of(store, third) == "cancelled"
+    assert errors == []
+
+    # the worker settings are remembered
+    stored = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    assert int(stored.value("workers/parallel")) == 1
+
+
 @pytest.mark.parametrize("choice", ["stay", "keep", "cancel"])
 def test_closing_with_a_run_in_flight_asks_first(
     qtbot, window, store, ciao_small, monkeypatch, choice
@@ -214,12 +252,14 @@ def test_closing_with_a_run_in_flight_asks_first(
     )
     asked = []
     monkeypatch.setattr(
-        dialogs, "ask_close_with_runs", lambda _p, n: asked.append(n) or choice
+        dialogs,
+        "ask_close_with_runs",
+        lambda _p, n, waiting=0: asked.append((n, waiting)) or choice,
     )
     job = window.jobs.jobs[run_id]
 
     closed = window.close()
-    assert asked == [1]
+    assert asked == [(1, 0)]
     assert closed == (choice != "stay")
     if choice == "stay":
         assert window.isVisible() and window.jobs.running() == [run_id]
@@ -234,3 +274,101 @@ def test_closing_with_a_run_in_flight_asks_first(
         job.popen.wait(30)
     if choice != "stay":
         qtbot.waitUntil(lambda: status_of(store, run_id) == "cancelled", timeout=30_000)
+
+
+def test_statistics_and_runs_tables_export_as_shown(
+    qtbot, window, store, ciao_small, tmp_path, errors
+):
+    import pandas as pd
+
+    from app.gui import exports
+
+    load(qtbot, window, ciao_small)
+    stats = window.data_panel.stats_view
+    path = exports.export_table(stats.frame(), tmp_path / "stats.csv")
+    written = pd.read_csv(path, dtype=str).set_index("statistic")
+    assert written.loc["Users", "after filters"] == "300"
+    assert len(written) == stats.table.rowCount()
+    png = exports.export_plot(stats.histogram, tmp_path / "hist.png")
+    assert png.stat().st_size > 0
+
+    register(qtbot, window)
+    (run_id,) = tiny_run(window, epochs=1)
+    qtbot.waitUntil(
+        lambda: status_of(store, run_id) == "finished", timeout=RUN_TIMEOUT_MS
+    )
+    panel = window.runs_panel
+    qtbot.waitUntil(
+        lambda: any(r.id == run_id and r.status == "finished" for r in panel.runs),
+        timeout=10_000,
+    )
+    frame = panel.table_frame()
+    row = frame[frame["ID"] == str(run_id)].iloc[0]
+    assert row["Status"] == "finished" and row["Model"] == "cafe"
+    # filters apply to the export as to the table
+    panel.search.setText("no such model")
+    assert panel.table_frame().empty
+    assert errors == []
+
+
+def test_a_dropped_folder_loads_and_a_cancelled_load_keeps_the_page(
+    qtbot, window, ciao_small, ml_small
+):
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    panel = window.data_panel
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ciao_small))])
+    drop = QDropEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(panel.prepared, timeout=30_000):
+        panel.dropEvent(drop)
+    assert panel.loaded_data.path == ciao_small
+    users = panel.dataset.stats["users"]
+
+    # cancelled: the bar goes away at once and the page keeps the data it had
+    panel.open_path(ml_small)
+    assert panel.cancel_button.isVisible()
+    panel.cancel_load()
+    assert not panel.cancel_button.isVisible()
+    qtbot.wait(3_000)
+    assert panel.loaded_data.path == ciao_small
+    assert panel.dataset.stats["users"] == users
+
+
+def test_about_names_the_store_and_the_libraries(window, store):
+    from app.gui.main_window import about_text
+
+    text = about_text(store)
+    assert str(store.url) in text and "torch" in text and "PySide6" in text
+
+
+def test_a_bad_file_shows_a_real_message_box(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    # the fixture's stand-in is replaced by the real dialog, closed by a timer
+    monkeypatch.setattr(dialogs, "show_error", REAL_SHOW_ERROR)
+    seen = []
+
+    def dismiss():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text() + box.informativeText())
+            box.accept()
+        else:
+            QTimer.singleShot(100, dismiss)
+
+    bad = tmp_path / "empty.csv"
+    bad.write_text("")
+    QTimer.singleShot(100, dismiss)
+    window.data_panel.open_path(bad)
+    qtbot.waitUntil(lambda: bool(seen), timeout=30_000)
+    assert "empty.csv" in seen[0]
+    assert window.isVisible()

@@ -19,6 +19,7 @@ from app.gui import dialogs
 from app.gui.analysis_pages import add_analysis_pages
 from app.gui.data_panel import DataPanel
 from app.gui.jobs import WorkerJobs
+from app.gui.run_queue import RunQueue, default_limit
 from app.gui.runs_panel import RunsPanel
 from app.gui.settings import Settings
 from app.gui.theme import app_icon, style_plot
@@ -37,21 +38,26 @@ LIBRARIES = (
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, store, settings: Settings | None = None, theme=None, threads=1):
+    def __init__(
+        self, store, settings: Settings | None = None, theme=None, threads=None
+    ):
         super().__init__()
         self.store = store
         self.settings = settings or Settings()
         self.theme = theme
         self.setWindowTitle("CaFe Workbench")
         self.setWindowIcon(app_icon())
+        threads = threads or self.settings.worker_threads()
         self.jobs = WorkerJobs(store, threads=threads, parent=self)
+        parallel = self.settings.parallel_runs() or default_limit(threads)
+        self.queue = RunQueue(self.jobs, parallel, parent=self)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
         self.data_panel = DataPanel(store, self.settings)
-        self.train_panel = TrainPanel(store, self.jobs)
-        self.runs_panel = RunsPanel(store, self.jobs)
+        self.train_panel = TrainPanel(store, self.jobs, self.queue)
+        self.runs_panel = RunsPanel(store, self.jobs, self.queue)
         self.add_page(self.data_panel, "Data")
         self.add_page(self.train_panel, "Train")
         self.add_page(self.runs_panel, "Runs")
@@ -59,6 +65,8 @@ class MainWindow(QMainWindow):
 
         self.data_panel.registered.connect(self._on_registered)
         self.train_panel.launched.connect(self._on_launched)
+        self.train_panel.workersChanged.connect(self.settings.set_workers)
+        self.queue.failed.connect(self._worker_failed)
         self.runs_panel.cloneRequested.connect(self._on_clone)
         self.runs_panel.runsChanged.connect(self._update_status)
         self._build_actions()
@@ -216,6 +224,13 @@ class MainWindow(QMainWindow):
         # select the new run once the table has read it
         QTimer.singleShot(1200, lambda: self.runs_panel.select_run(ids[0]))
 
+    def _worker_failed(self, run_id: int, why: str) -> None:
+        from storage import queries
+
+        text = f"the worker process did not start: {why}"
+        self.store.transact(queries.set_status, run_id, "failed", error=text)
+        dialogs.show_error(self, "Cannot start the worker", f"Run {run_id}: {why}")
+
     def _on_clone(self, payload: dict) -> None:
         self.train_panel.prefill(payload["spec"], payload.get("dataset_id"))
         self.show_page(self.train_panel)
@@ -237,12 +252,13 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(page)
 
     def closeEvent(self, event) -> None:
-        running = self.jobs.running()
-        if running:
-            choice = dialogs.ask_close_with_runs(self, len(running))
+        running, waiting = self.jobs.running(), self.queue.waiting_ids()
+        if running or waiting:
+            choice = dialogs.ask_close_with_runs(self, len(running), len(waiting))
             if choice == "stay":
                 event.ignore()
                 return
+            self._cancel_waiting(waiting)
             if choice == "cancel":
                 self.jobs.cancel_all()
             else:
@@ -253,6 +269,19 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.runs_panel.shutdown()
         event.accept()
+
+    def _cancel_waiting(self, waiting: list[int]) -> None:
+        """Runs that never got a worker stay in the store as cancelled (resumable)."""
+        from storage import queries
+
+        for run_id in waiting:
+            self.queue.withdraw(run_id)
+            self.store.transact(
+                queries.set_status,
+                run_id,
+                "cancelled",
+                error="the window was closed before the run started; resume it",
+            )
 
 
 def elide_middle(text: str, width: int) -> str:

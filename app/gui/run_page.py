@@ -31,11 +31,32 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.attention_view import AttentionView
-from app.gui.plots import add_curve, make_plot
+from app.gui.plots import add_curve, make_plot, outside_legend
 from app.progress import format_seconds
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("cancelled", "interrupted", "failed")
+
+
+def epochs_done(d) -> float:
+    """Completed epochs plus the share of the current one the worker last reported
+    to the store (so a run started from the shell moves too, not only per epoch)."""
+    position = float(d.epochs)
+    if d.status == "running" and d.batches and d.batch:
+        position += min(d.batch / d.batches, 1.0)
+    return position
+
+
+def seconds_per_epoch(d) -> float | None:
+    """Seconds an epoch takes, validation included: from the recorded epochs, or
+    within the first epoch from the batches done since the run started."""
+    if d.epochs and d.seconds:
+        return d.seconds / d.epochs
+    if d.batches and d.batch and d.started is not None and d.heartbeat is not None:
+        elapsed = (d.heartbeat - d.started).total_seconds()
+        if elapsed > 0:
+            return elapsed * d.batches / d.batch
+    return None
 
 
 class RunPage(QWidget):
@@ -49,6 +70,7 @@ class RunPage(QWidget):
         self.run_id: int | None = None
         self.detail = None
         self.batch_progress: tuple[float, float] | None = None  # (fraction, when)
+        self.curves: pd.DataFrame | None = None  # what the curves show, for export
         self.loss_curves: dict[str, object] = {}
         self.metric_curves: dict[str, object] = {}
         self._build()
@@ -95,11 +117,10 @@ class RunPage(QWidget):
         self.loss_plot = make_plot(
             "Training loss", "epoch", "loss (BCE, mean per batch)"
         )
-        self.loss_plot.addLegend(offset=(-10, 10))
         self.metric_plot = make_plot("Validation", "epoch", "metric value")
-        # one row of names along the top, over headroom kept free of the curves
-        self.metric_plot.addLegend(offset=(10, 2), colCount=5)
-        self.metric_plot.getPlotItem().getViewBox().setDefaultPadding(0.22)
+        # names in a row above each plot, never over a curve
+        self.loss_legend = outside_legend(self.loss_plot, "top", columns=4)
+        self.metric_legend = outside_legend(self.metric_plot, "top", columns=5)
         curves = QSplitter(Qt.Orientation.Horizontal)
         curves.addWidget(self.loss_plot)
         curves.addWidget(self.metric_plot)
@@ -133,6 +154,7 @@ class RunPage(QWidget):
 
     def clear(self) -> None:
         self.run_id, self.detail, self.batch_progress = None, None, None
+        self.curves = None
         self.title.setText("No run selected")
         self.subtitle.setText("Select a run in the table above.")
         self.progress.setValue(0)
@@ -193,21 +215,22 @@ class RunPage(QWidget):
         self.subtitle.setText(" · ".join(parts))
 
     def _progress(self, d) -> None:
-        total = max(d.max_epochs, 1)
-        fraction = min(d.epochs / total, 1.0)
+        position = epochs_done(d)
+        fraction = min(position / max(d.max_epochs, 1), 1.0)
         if d.status == "running" and self.batch_progress is not None:
             fraction = max(fraction, self.batch_progress[0])
         if d.status == "finished":
             fraction = 1.0
         self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"epoch {d.epochs}/{d.max_epochs}  ({fraction:.0%})")
-        if d.status == "running" and d.epochs and d.seconds:
-            per_epoch = d.seconds / d.epochs
-            remaining = per_epoch * max(d.max_epochs - d.epochs, 0)
+        text = f"epoch {d.epochs}/{d.max_epochs}"
+        if d.status == "running" and d.batches and d.batch:
+            text = f"epoch {d.epochs + 1}/{d.max_epochs}, batch {d.batch}/{d.batches}"
+        self.progress.setFormat(f"{text}  ({fraction:.0%})")
+        pace = seconds_per_epoch(d)
+        if d.status == "running" and pace is not None:
+            remaining = pace * max(d.max_epochs - position, 0.0)
             # patience may stop the run earlier, hence "at most"
-            self.eta.setText(
-                f"ETA ≤ {format_seconds(remaining)}  ({per_epoch:.1f}s/epoch)"
-            )
+            self.eta.setText(f"ETA ≤ {format_seconds(remaining)}  ({pace:.1f}s/epoch)")
         elif d.status == "running":
             self.eta.setText("first epoch…")
         elif d.seconds:
@@ -231,11 +254,13 @@ class RunPage(QWidget):
     def _curves(self, curves: pd.DataFrame) -> None:
         if curves is None or curves.empty:
             return
+        self.curves = curves
         train = curves[(curves["split"] == "train") & (curves["name"] != "seconds")]
         for index, (name, rows) in enumerate(train.groupby("name", sort=True)):
             curve = self.loss_curves.get(name)
             if curve is None:
                 curve = add_curve(self.loss_plot, index, name)
+                self.loss_legend.addItem(curve, name)
                 self.loss_curves[name] = curve
             curve.setData(rows["epoch"].to_numpy(float), rows["value"].to_numpy(float))
         valid = curves[(curves["split"] == "valid") & (curves["name"] != "seconds")]
@@ -243,6 +268,7 @@ class RunPage(QWidget):
             curve = self.metric_curves.get(name)
             if curve is None:
                 curve = add_curve(self.metric_plot, index, name, symbols=True)
+                self.metric_legend.addItem(curve, name)
                 self.metric_curves[name] = curve
             curve.setData(rows["epoch"].to_numpy(float), rows["value"].to_numpy(float))
 

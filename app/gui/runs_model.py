@@ -7,7 +7,7 @@ a run trains. New or deleted runs reset the model once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import (
@@ -79,8 +79,15 @@ def display(column: int, run) -> str:
     if header == "Duration":
         return format_seconds(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return local_time(value).strftime("%Y-%m-%d %H:%M")
     return fmt.format(value)
+
+
+def local_time(value: datetime) -> datetime:
+    """The store keeps naive UTC times; people read their own clock."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone()
 
 
 def sort_key(column: int, run):
@@ -92,7 +99,7 @@ def sort_key(column: int, run):
         # missing numbers sort below every real one
         return float("-inf") if column >= COLUMN["Best"] else ""
     if isinstance(value, datetime):
-        return value.timestamp()
+        return local_time(value).timestamp()
     return value
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import dialogs
+from app.gui import dialogs, exports
 from app.gui.run_page import RunPage
 from app.gui.runs_model import COLUMN, RUN_ID_ROLE, RunsFilter, RunsModel
 from app.gui.store_reader import StoreReader
@@ -47,10 +48,18 @@ class RunsPanel(QWidget):
     cloneRequested = Signal(dict)
     runsChanged = Signal(list)  # the latest list of run summaries
 
-    def __init__(self, store, jobs=None, parent: QWidget | None = None, interval=1000):
+    def __init__(
+        self,
+        store,
+        jobs=None,
+        queue=None,
+        parent: QWidget | None = None,
+        interval=1000,
+    ):
         super().__init__(parent)
         self.store = store
         self.jobs = jobs
+        self.queue = queue
         self.reader = StoreReader(store, self)
         self.reader.runsRead.connect(self._on_runs)
         self.reader.runRead.connect(self._on_run)
@@ -81,6 +90,25 @@ class RunsPanel(QWidget):
         self.inspect_button = QPushButton("Inspect")
         self.inspect_button.clicked.connect(self.request_inspect)
         self.count_label = QLabel()
+        self.page = RunPage()
+        self.export_button = exports.export_button(
+            self,
+            {
+                "Runs table as shown (CSV)…": lambda: exports.save_table(
+                    self, self.table_frame(), "runs"
+                ),
+                "Selected run's curves (CSV)…": self._export_curves,
+                "Training-loss plot (PNG/SVG)…": lambda: self._export_plot(
+                    self.page.loss_plot, "loss"
+                ),
+                "Validation plot (PNG/SVG)…": lambda: self._export_plot(
+                    self.page.metric_plot, "validation"
+                ),
+                "Attention map (PNG/SVG)…": lambda: self._export_plot(
+                    self.page.attention.plot, "attention"
+                ),
+            },
+        )
         bar = QHBoxLayout()
         bar.addWidget(self.search, 2)
         bar.addWidget(self.status_filter)
@@ -88,6 +116,7 @@ class RunsPanel(QWidget):
         bar.addWidget(self.count_label, 1)
         bar.addWidget(self.compare_button)
         bar.addWidget(self.inspect_button)
+        bar.addWidget(self.export_button)
 
         self.model = RunsModel(self)
         self.proxy = RunsFilter(self)
@@ -112,7 +141,6 @@ class RunsPanel(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _: self.request_inspect())
 
-        self.page = RunPage()
         self.page.cancelRequested.connect(self.cancel_run)
         self.page.resumeRequested.connect(self.resume_run)
         self.page.cloneRequested.connect(self.clone_run)
@@ -186,6 +214,42 @@ class RunsPanel(QWidget):
             # maps are read with the detail; remember which state they belong to
             self.maps_key = self._maps_key(view.detail)
         self.page.show_view(view)
+
+    # ---- export
+
+    def table_frame(self) -> pd.DataFrame:
+        """The runs table as shown: the rows the filters keep, in their order."""
+        headers = [
+            self.proxy.headerData(c, Qt.Orientation.Horizontal)
+            for c in range(self.proxy.columnCount())
+        ]
+        rows = [
+            [self.proxy.index(r, c).data() for c in range(len(headers))]
+            for r in range(self.proxy.rowCount())
+        ]
+        return pd.DataFrame(rows, columns=headers)
+
+    def _export_curves(self) -> None:
+        curves = self.page.curves
+        if curves is None or curves.empty:
+            dialogs.show_error(self, "Export curves", "Select a run with epochs first.")
+            return
+        run_id = self.page.run_id
+        exports.save_table(
+            self, curves, f"run-{run_id}-curves", record=self._record(run_id, "curves")
+        )
+
+    def _export_plot(self, plot, what: str) -> None:
+        run_id = self.page.run_id
+        if run_id is None:
+            dialogs.show_error(self, "Export plot", "Select a run first.")
+            return
+        exports.save_plot(
+            self, plot, f"run-{run_id}-{what}", record=self._record(run_id, what)
+        )
+
+    def _record(self, run_id: int, what: str):
+        return lambda path: exports.record_in_store(self.store, [run_id], what, path)
 
     def run_ids(self) -> list[int]:
         return [r.id for r in self.runs]
@@ -269,8 +333,11 @@ class RunsPanel(QWidget):
         if detail.status == "queued" and not (
             self.jobs and self.jobs.is_running(run_id)
         ):
+            # not started yet: off the queue, and cancelled (resume starts it)
+            if self.queue is not None:
+                self.queue.withdraw(run_id)
             self.store.transact(queries.set_status, run_id, "cancelled")
-        elif self.jobs is None or not self.jobs.cancel(run_id, detail.pid):
+        elif self.jobs is None or not self.jobs.cancel(run_id, detail.pid, detail.host):
             dialogs.show_error(
                 self,
                 "Cannot cancel",
@@ -280,14 +347,10 @@ class RunsPanel(QWidget):
         self.refresh()
 
     def resume_run(self, run_id: int) -> None:
-        if self.jobs is None:
+        """Resume through the queue: at once when a worker slot is free."""
+        if self.queue is None or self.jobs.is_running(run_id):
             return
-        if self.jobs.is_running(run_id):
-            return
-        try:
-            self.jobs.launch(run_id, resume=True)
-        except OSError as exc:
-            dialogs.show_error(self, "Cannot resume", f"Run {run_id}: {exc}")
+        self.queue.submit(run_id, resume=True)
         self.refresh()
 
     def clone_run(self, run_id: int) -> None:
@@ -333,11 +396,13 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.gui.jobs import WorkerJobs
+    from app.gui.run_queue import RunQueue
     from storage import open_store
 
     app = QApplication(sys.argv)
     store = open_store(sys.argv[1] if len(sys.argv) > 1 else None)
-    panel = RunsPanel(store, WorkerJobs(store))
+    jobs = WorkerJobs(store)
+    panel = RunsPanel(store, jobs, RunQueue(jobs))
     panel.resize(1280, 800)
     panel.show()
     code = app.exec()

@@ -92,5 +92,20 @@ class Settings:
     def set_theme(self, value: str) -> None:
         self.q.setValue("appearance/theme", value)
 
+    # workers
+    def worker_threads(self) -> int:
+        """Torch threads of each worker the window starts (one keeps a shared
+        two-core machine responsive)."""
+        return max(1, self._int("workers/threads", 1))
+
+    def parallel_runs(self) -> int | None:
+        """Workers training at once; None means as many as the cores hold."""
+        value = self._int("workers/parallel", 0)
+        return value if value > 0 else None
+
+    def set_workers(self, threads: int, parallel: int) -> None:
+        self.q.setValue("workers/threads", int(threads))
+        self.q.setValue("workers/parallel", int(parallel))
+
     def sync(self) -> None:
         self.q.sync()

@@ -4,8 +4,9 @@ and launch one run or several seeds.
 The hyperparameter forms are generated from the model's config dataclass and from
 :class:`engine.training.TrainConfig` (:mod:`app.gui.config_form`), so a new model or
 setting appears here without GUI code. Launching validates both configs through the
-same ``from_dict`` the worker uses, stores one queued run per seed and starts a worker
-process for each; this process never trains.
+same ``from_dict`` the worker uses and stores one queued run per seed; the run queue
+(:mod:`app.gui.run_queue`) starts a worker process for each as cores come free. This
+process never trains.
 
 Run alone: ``python -m app.gui.train_panel [DB]``.
 """
@@ -13,6 +14,8 @@ Run alone: ``python -m app.gui.train_panel [DB]``.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -49,11 +52,13 @@ def model_names() -> list[str]:
 
 class TrainPanel(QWidget):
     launched = Signal(list)  # ids of the runs just queued
+    workersChanged = Signal(int, int)  # torch threads per run, runs at once
 
-    def __init__(self, store, jobs=None, parent: QWidget | None = None):
+    def __init__(self, store, jobs=None, queue=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.store = store
         self.jobs = jobs
+        self.queue = queue
         self.datasets: list = []
         self.model_form: ConfigForm | None = None
         self._build()
@@ -88,6 +93,25 @@ class TrainPanel(QWidget):
         self.reset_button.clicked.connect(self._reset)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        cores = os.cpu_count() or 1
+        self.threads = QSpinBox(minimum=1, maximum=max(cores, 1))
+        self.threads.setObjectName("threads")
+        self.threads.setToolTip(
+            "Torch CPU threads of each worker. On a CPU, threads beyond the free "
+            "cores make every run slower."
+        )
+        self.parallel = QSpinBox(minimum=1, maximum=max(cores, 8))
+        self.parallel.setObjectName("parallel")
+        self.parallel.setToolTip(
+            "Workers training at once; further runs wait in the queue (status "
+            "'queued') and start as workers finish."
+        )
+        if self.jobs is not None:
+            self.threads.setValue(self.jobs.threads)
+        if self.queue is not None:
+            self.parallel.setValue(self.queue.limit)
+        self.threads.valueChanged.connect(self._workers_changed)
+        self.parallel.valueChanged.connect(self._workers_changed)
 
         choose = QGroupBox("What to train")
         form = QFormLayout(choose)
@@ -99,6 +123,13 @@ class TrainPanel(QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("", self.model_doc)
         form.addRow("Seeds to run", self.seeds)
+        workers = QHBoxLayout()
+        workers.addWidget(self.threads)
+        workers.addWidget(QLabel("threads each,"))
+        workers.addWidget(self.parallel)
+        workers.addWidget(QLabel("runs at once"))
+        workers.addStretch(1)
+        form.addRow("Workers", workers)
         buttons = QHBoxLayout()
         buttons.addWidget(self.launch_button)
         buttons.addWidget(self.reset_button)
@@ -174,7 +205,9 @@ class TrainPanel(QWidget):
         self.model_form.setObjectName("modelForm")
         self.model_box_layout.addWidget(self.model_form)
         self.model_box.setTitle(f"{name} hyperparameters")
-        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        # the class's summary, else its module's (a model module is the model only)
+        doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
+        doc = doc.strip().split("\n\n")[0]
         self.model_doc.setText(" ".join(doc.split()))
 
     def _reset(self) -> None:
@@ -224,36 +257,39 @@ class TrainPanel(QWidget):
         ids = [
             self.store.transact(queries.create_run, spec, dataset_id) for spec in specs
         ]
-        started = []
-        for run_id in ids:
-            if self.jobs is None:
-                break
-            try:
-                self.jobs.launch(run_id)
-                started.append(run_id)
-            except OSError as exc:
-                dialogs.show_error(
-                    self, "Cannot start the worker", f"Run {run_id}: {exc}"
-                )
+        queue = self.queue
+        started = [
+            run_id for run_id in ids if queue is not None and queue.submit(run_id)
+        ]
+        waiting = len(ids) - len(started)
         self.status.setText(
-            f"Queued run(s) {', '.join(map(str, ids))}; "
-            f"{len(started)} worker(s) started. Follow them on the Runs page."
+            f"Queued run(s) {', '.join(map(str, ids))}: {len(started)} started"
+            + (f", {waiting} waiting for a free worker" if waiting else "")
+            + ". Follow them on the Runs page."
         )
         self.launched.emit(ids)
         return ids
 
+    def _workers_changed(self) -> None:
+        threads, parallel = self.threads.value(), self.parallel.value()
+        if self.jobs is not None:
+            self.jobs.threads = threads
+        if self.queue is not None:
+            self.queue.set_limit(parallel)
+        self.workersChanged.emit(threads, parallel)
+
 
 def main() -> int:
-    import sys
-
     from PySide6.QtWidgets import QApplication
 
     from app.gui.jobs import WorkerJobs
+    from app.gui.run_queue import RunQueue
     from storage import open_store
 
     app = QApplication(sys.argv)
     store = open_store(sys.argv[1] if len(sys.argv) > 1 else None)
-    panel = TrainPanel(store, WorkerJobs(store))
+    jobs = WorkerJobs(store)
+    panel = TrainPanel(store, jobs, RunQueue(jobs))
     panel.resize(1280, 800)
     panel.show()
     return app.exec()
