@@ -344,7 +344,7 @@ def test_compare_store_resumes_and_agrees_with_the_compare_view(
     """``compare --store`` records its runs; one stopped mid-epoch is resumed by the
     next compare; the stored runs give the workbench the command's own Table 2."""
     from app.cli import main
-    from app.worker import StopFlag
+    from app.worker import Recorder, StopFlag
 
     db = tmp_path / "runs.db"
     argv = [
@@ -355,14 +355,23 @@ def test_compare_store_resumes_and_agrees_with_the_compare_view(
     plain = main([*argv[2:-1], "--out", str(tmp_path / "plain")])
     assert plain == 0
 
-    # a stop request in the second epoch (as Ctrl-C would make) cancels the run
-    polls = {"count": 0}
+    # a stop request in the second epoch (as Ctrl-C would make) cancels the run:
+    # once the first epoch is validated and recorded, the second poll (before the
+    # second batch) says stop
+    polls = {"validated": False, "after": 0}
+    record_validation = Recorder._validated
+
+    def validated(recorder, event) -> None:
+        record_validation(recorder, event)
+        polls["validated"] = True
 
     def stop_later(_flag) -> bool:
-        polls["count"] += 1
-        return polls["count"] > 7
+        if polls["validated"]:
+            polls["after"] += 1
+        return polls["after"] > 1
 
     with monkeypatch.context() as patch:
+        patch.setattr(Recorder, "_validated", validated)
         patch.setattr(StopFlag, "__call__", stop_later)
         assert main([*argv, "--out", str(tmp_path / "stored")]) == 130
     store = open_store(str(db))
@@ -392,3 +401,56 @@ def test_compare_store_resumes_and_agrees_with_the_compare_view(
             shown = view.grid.mean.loc[("sampled", row["metric"])].xs(model, level=1)
             assert float(shown.iloc[0]) == pytest.approx(row[f"{model} mean"])
     store.dispose()
+
+
+def test_a_run_whose_data_changed_is_not_inspected(tmp_path, ciao_small):
+    import shutil
+
+    from storage import StoreError
+
+    data = shutil.copytree(ciao_small, tmp_path / "data")
+    store = open_store(str(tmp_path / "runs.db"))
+    spec = DataSpec(path=str(data))
+    run_id = add_run(store, spec, load_dataset(spec), "sasrec", 0)
+    assert StoreSource(store).trained(run_id).spec.model == "sasrec"
+
+    # one more interaction: other item ids, so the weights would score wrong items
+    inter = pd.read_csv(data / "interactions.csv")
+    pd.concat(
+        [inter, inter.tail(1).assign(timestamp=inter["timestamp"].max() + 1)]
+    ).to_csv(data / "interactions.csv", index=False)
+    with pytest.raises(StoreError, match="data changed since run"):
+        StoreSource(store).trained(run_id)
+    store.dispose()
+
+
+def test_exports_are_kept_as_artifacts_of_their_runs(
+    qtbot, store_runs, tmp_path, monkeypatch, no_dialogs
+):
+    from engine.checkpoint import file_sha256
+
+    store, ids = store_runs
+    compared = [ids["cafe0"], ids["sasrec"]]
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.compared, timeout=WAIT_MS):
+        view.compare(compared)
+    target = tmp_path / "exported" / "table.md"
+    monkeypatch.setattr(exports, "ask_path", lambda *_: target)
+    view._export_table(".md")
+
+    assert target.exists()
+    for run_id in compared:
+        with store.session() as session:
+            kept = {a.kind: a for a in q.artifacts(session, run_id)}
+            row = kept["export:comparison-table"]
+            assert row.path == str(target.resolve())
+            assert row.size == target.stat().st_size
+            assert row.sha256 == file_sha256(target)
+            # the workbench never opens an export through the store
+            with pytest.raises(q.UnsafePathError):
+                q.checked_path(session, row)
+    with store.session() as session:
+        assert "export:comparison-table" not in {
+            a.kind for a in q.artifacts(session, ids["cafe1"])
+        }

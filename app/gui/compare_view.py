@@ -39,14 +39,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import dialogs, exports
-from app.gui.plots import add_curve, make_plot
+from app.gui.plots import make_plot
 from app.gui.run_source import Comparison, RunSource
 from app.gui.tasks import Task, TaskState
-from app.gui.theme import SERIES
+from app.gui.theme import category_colour
 from engine import reporting
 from engine.inspect import FREQUENCY_EDGES, LENGTH_EDGES, breakdown
 
 log = logging.getLogger(__name__)
+
+# the seeds of one configuration in the curves plot: same colour, these symbols
+SEED_SYMBOLS = ("o", "t", "s", "d", "+", "x")
 
 CAFE = "cafe"
 MODELS, ABLATION = "models", "ablation"
@@ -282,7 +285,7 @@ def grouped_bars(
     width = 0.8 / count
     for index, (name, values) in enumerate(series.items()):
         x = np.arange(len(groups)) + (index - (count - 1) / 2) * width
-        colour = colours.get(name, SERIES[index % len(SERIES)])
+        colour = colours.get(name, category_colour(index))
         heights = np.nan_to_num(np.asarray(values, dtype=float))
         bars = pg.BarGraphItem(
             x=x, height=heights, width=width * 0.92, brush=colour, pen=None, name=name
@@ -538,7 +541,7 @@ class CompareView(QWidget):
         labels = []
         if self.grid is not None:
             labels = bar_series(self.grid, self.table_kind)[1]
-        return {label: SERIES[i % len(SERIES)] for i, label in enumerate(labels)}
+        return {label: category_colour(i).name() for i, label in enumerate(labels)}
 
     def _metric_changed(self) -> None:
         metric = self.metric_box.currentText()
@@ -564,13 +567,25 @@ class CompareView(QWidget):
         self.curves.getPlotItem().legend.clear()
         labels = dict(zip(self.runs["id"], self.runs["label"]))
         shown = [(i, c) for i, c in self.comparison.curves.items() if i in labels]
+        # a configuration has the colour of its bars; its seeds differ by symbol
+        colours, seen = self.colours(), {}
         for index, (run_id, curve) in enumerate(shown):
             rows = curve[(curve["split"] == "valid") & (curve["name"] == metric)]
             seed = self.runs.loc[self.runs["id"] == run_id, "seed"].iloc[0]
-            line = add_curve(
-                self.curves, index, f"#{run_id} {labels[run_id]} s{seed}", symbols=True
+            label = labels[run_id]
+            colour = colours.get(label) or category_colour(index).name()
+            nth = seen[label] = seen.get(label, -1) + 1
+            line = self.curves.plot(
+                rows["epoch"].to_numpy(),
+                rows["value"].to_numpy(),
+                pen=pg.mkPen(colour, width=2),
+                symbol=SEED_SYMBOLS[nth % len(SEED_SYMBOLS)],
+                symbolSize=6,
+                symbolBrush=colour,
+                symbolPen=None,
+                name=f"#{run_id} {label} s{seed}",
             )
-            line.setData(rows["epoch"].to_numpy(), rows["value"].to_numpy())
+            line.setClipToView(True)
         self.curves.getPlotItem().setTitle(f"Validation {metric}", size="10pt")
         self.curves.setLabel("left", f"validation {metric}")
 
@@ -586,6 +601,12 @@ class CompareView(QWidget):
         ]
         series = {label: table["mean"].to_numpy() for label, table in tables.items()}
         grouped_bars(plot, groups, series, self.colours())
+        # a bucket without users is marked, so it does not read as a score of zero
+        for position, users in enumerate(first["users"]):
+            if users == 0:
+                empty = pg.TextItem("no users", color="#808080", anchor=(0.5, 1.0))
+                empty.setPos(position, 0.0)
+                plot.addItem(empty)
         what = "target frequency" if name == "frequency" else "history length"
         plot.getPlotItem().setTitle(f"Test {metric} by {what}", size="10pt")
         plot.setLabel("left", f"test {metric}")
@@ -606,7 +627,7 @@ class CompareView(QWidget):
         ):
             stem = label.lower().replace(" ", "-")
             entries[f"{label} as PNG/SVG\u2026"] = lambda plot=plot, stem=stem: (
-                exports.save_plot(self, plot(), stem)
+                exports.save_plot(self, plot(), stem, record=self._record(stem))
             )
         for name in BREAKDOWNS:
             entries[f"{name.title()} breakdown as CSV\u2026"] = lambda name=name: (
@@ -628,7 +649,10 @@ class CompareView(QWidget):
                 self, "Export", "Compare runs with per-user results first."
             )
             return
-        exports.save_table(self, self.breakdown_frame(name), f"breakdown-{name}")
+        stem = f"breakdown-{name}"
+        exports.save_table(
+            self, self.breakdown_frame(name), stem, record=self._record(stem)
+        )
 
     def write_table(self, path) -> None:
         """The comparison table to CSV (numbers), LaTeX or Markdown, by extension."""
@@ -650,8 +674,16 @@ class CompareView(QWidget):
             exports.REPORT_FILTER,
             "comparison" + suffix,
         )
-        if path is not None:
-            exports.run_export(self, "Export table", lambda: self.write_table(path))
+        if path is not None and exports.run_export(
+            self, "Export table", lambda: self.write_table(path)
+        ):
+            self._record("comparison-table")(path)
+
+    def _record(self, what: str):
+        """What tells the run store of a file exported from the compared runs: each
+        of them keeps it as an artifact."""
+        ids = [] if self.runs is None else [int(i) for i in self.runs["id"]]
+        return lambda path: self.source.record_export(ids, what, path)
 
 
 def main() -> int:

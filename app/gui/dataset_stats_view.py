@@ -11,9 +11,11 @@ Run alone: ``python -m app.gui.dataset_stats_view [DATA]`` (default: Ciao).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QHBoxLayout,
     QHeaderView,
     QSplitter,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import exports
 from app.gui.plots import add_curve, make_plot
 from app.gui.theme import SERIES
 
@@ -56,6 +59,11 @@ class DatasetStatsView(QWidget):
             QHeaderView.ResizeMode.ResizeToContents
         )
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        # every statistic in view: the table is as tall as its rows
+        self.table.setSizeAdjustPolicy(
+            QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents
+        )
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # item-frequency histogram: how many items were seen exactly f times
         self.histogram = make_plot(
@@ -81,8 +89,23 @@ class DatasetStatsView(QWidget):
         plots.addWidget(self.intents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.export_button = exports.export_button(
+            self,
+            {
+                "Statistics table (CSV)…": lambda: exports.save_table(
+                    self, self.frame(), "dataset-statistics"
+                ),
+                "Item-frequency plot (PNG/SVG)…": lambda: exports.save_plot(
+                    self, self.histogram, "item-frequency"
+                ),
+                "Intent sizes plot (PNG/SVG)…": lambda: exports.save_plot(
+                    self, self.intents, "intent-sizes"
+                ),
+            },
+        )
         row = QHBoxLayout()
-        row.addWidget(self.table)
+        row.addWidget(self.table, 1)
+        row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(row)
         layout.addWidget(plots, 1)
 
@@ -107,6 +130,17 @@ class DatasetStatsView(QWidget):
         self._histogram(self.hist_before, before)
         self._histogram(self.hist_after, after)
         self._intent_bars(after or before)
+
+    def frame(self) -> pd.DataFrame:
+        """The statistics as shown, one row per statistic, for export."""
+        rows = []
+        for row, (_, label, _) in enumerate(ROWS):
+            cells = [self.table.item(row, column) for column in (0, 1)]
+            before, after = ("" if cell is None else cell.text() for cell in cells)
+            rows.append(
+                {"statistic": label, "before filters": before, "after filters": after}
+            )
+        return pd.DataFrame(rows)
 
     def _histogram(self, curve, stats: dict | None) -> None:
         hist = (stats or {}).get("item_freq_hist") or {"freq": [], "items": []}

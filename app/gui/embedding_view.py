@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.gui import dialogs, exports
+from app.gui.plots import outside_legend
 from app.gui.run_source import RunSource
 from app.gui.tasks import Cancelled, Task, TaskState
 from app.gui.theme import category_colour
@@ -155,9 +155,7 @@ class EmbeddingView(QWidget):
         self.export_button = exports.export_button(
             self,
             {
-                "Plot as PNG/SVG\u2026": lambda: exports.save_plot(
-                    self, self.plot, "item-embeddings"
-                ),
+                "Plot as PNG/SVG\u2026": self._export_plot,
                 "Embeddings as .npy + CSV labels\u2026": self._export_embeddings,
             },
         )
@@ -188,12 +186,7 @@ class EmbeddingView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        # the legend gets a column of its own right of the points, never over them
-        self.legend = pg.LegendItem(labelTextSize="9pt")
-        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        grid = self.plot.getPlotItem().layout
-        grid.addItem(self.legend, 2, 3)
-        grid.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.legend = outside_legend(self.plot, "right")
         self.hover_label = QLabel("Hover a point to see its item.")
         self.hover_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
@@ -401,12 +394,29 @@ class EmbeddingView(QWidget):
             exports.EMBEDDING_FILTER,
             f"run-{run_id}-item-embeddings.npy",
         )
-        if path is not None:
-            exports.run_export(
-                self,
-                "Export embeddings",
-                lambda: exports.export_embeddings(data.embeddings[1:], labels, path),
+        if path is not None and exports.run_export(
+            self,
+            "Export embeddings",
+            lambda: exports.export_embeddings(data.embeddings[1:], labels, path),
+        ):
+            self.source.record_export([run_id], "embeddings", path)
+            self.source.record_export(
+                [run_id], "embedding-labels", path.with_suffix(".csv")
             )
+
+    def _export_plot(self) -> None:
+        if self.shown is None:
+            dialogs.show_error(self, "Export plot", "Project a run's embeddings first.")
+            return
+        run_id = self.shown[0]
+        exports.save_plot(
+            self,
+            self.plot,
+            f"run-{run_id}-item-embeddings",
+            record=lambda path: self.source.record_export(
+                [run_id], "embedding-plot", path
+            ),
+        )
 
 
 def main() -> int:

@@ -156,16 +156,51 @@ def run_export(parent: QWidget, title: str, write: Callable[[], object]) -> bool
     return True
 
 
-def save_plot(parent: QWidget, plot: pg.PlotWidget, stem: str) -> None:
+def save_plot(
+    parent: QWidget,
+    plot: pg.PlotWidget,
+    stem: str,
+    record: Callable[[Path], None] | None = None,
+) -> Path | None:
+    """Ask where, write the plot; ``record(path)`` is told of a written file (the
+    run store keeps exports of a run as its artifacts)."""
     path = ask_path(parent, "Export plot", PLOT_FILTER, stem + ".png")
-    if path is not None:
-        run_export(parent, "Export plot", lambda: export_plot(plot, path))
+    if path is None or not run_export(
+        parent, "Export plot", lambda: export_plot(plot, path)
+    ):
+        return None
+    if record is not None:
+        record(path)
+    return path
 
 
-def save_table(parent: QWidget, frame: pd.DataFrame, stem: str) -> None:
+def save_table(
+    parent: QWidget,
+    frame: pd.DataFrame,
+    stem: str,
+    record: Callable[[Path], None] | None = None,
+) -> Path | None:
+    """Ask where, write the table as CSV; ``record`` as for :func:`save_plot`."""
     path = ask_path(parent, "Export table", TABLE_FILTER, stem + ".csv")
-    if path is not None:
-        run_export(parent, "Export table", lambda: export_table(frame, path))
+    if path is None or not run_export(
+        parent, "Export table", lambda: export_table(frame, path)
+    ):
+        return None
+    if record is not None:
+        record(path)
+    return path
+
+
+def record_in_store(store, run_ids, what: str, path: Path) -> None:
+    """Keep an exported file as an artifact of each run it came from (path, size,
+    hash). The export itself has succeeded: a busy store only costs the record."""
+    from storage import queries
+
+    for run_id in run_ids:
+        try:
+            store.transact(queries.record_export, int(run_id), what, path)
+        except Exception:  # the file is written; losing its record is not fatal
+            log.exception("run %s: could not record the export %s", run_id, path)
 
 
 def export_button(

@@ -201,8 +201,9 @@ class HistoryTimeline(pg.PlotWidget):
         shown = min(len(items), 60)
         step = max(1, -(-shown // 12))
         self.getPlotItem().getAxis("bottom").setTickSpacing(major=step, minor=step)
+        # room on the right for the slanted names of the newest items
         self.setRange(
-            xRange=(len(items) - shown - 0.5, len(items) + 0.5), yRange=(-1.1, 1.4)
+            xRange=(len(items) - shown - 0.5, len(items) + 2.5), yRange=(-1.1, 1.4)
         )
 
     def _target(self, x: int, colour: QColor, view: UserInspection) -> None:
@@ -226,7 +227,7 @@ class HistoryTimeline(pg.PlotWidget):
     def _labels(self, ds, items: np.ndarray) -> None:
         for x in range(max(0, len(items) - LABELLED), len(items)):
             label = pg.TextItem(
-                _short(ds, int(items[x])), anchor=(0, 0.5), angle=50, color="#606060"
+                _short(ds, int(items[x])), anchor=(0, 0.5), angle=70, color="#606060"
             )
             label.setPos(x, 0.18)
             font = QFont()
@@ -587,27 +588,40 @@ class InspectView(QWidget):
     # ---- export
 
     def _exports(self) -> dict:
-        return {
+        entries = {
             "Top-K table as CSV\u2026": lambda: self._export_frame(
                 None if self.current is None else self.current.top, "top-k"
             ),
             "Per-user results as CSV/Parquet\u2026": self._export_results,
-            "History plot as PNG/SVG\u2026": lambda: exports.save_plot(
-                self, self.timeline, "history"
-            ),
-            "Attention plot as PNG/SVG\u2026": lambda: exports.save_plot(
-                self, self.attention.plot, "user-attention"
-            ),
-            "Next-intent plot as PNG/SVG\u2026": lambda: exports.save_plot(
-                self, self.intents, "next-intent"
-            ),
         }
+        for label, stem, plot in (
+            ("History plot", "history", lambda: self.timeline),
+            ("Attention plot", "user-attention", lambda: self.attention.plot),
+            ("Next-intent plot", "next-intent", lambda: self.intents),
+        ):
+            entries[f"{label} as PNG/SVG\u2026"] = lambda stem=stem, plot=plot: (
+                self._export_plot(plot(), stem)
+            )
+        return entries
+
+    def _record(self, what: str):
+        """What tells the run store of a file exported from this run."""
+        run_id = self.run_id
+        return lambda path: self.source.record_export([run_id], what, path)
+
+    def _export_plot(self, plot, stem: str) -> None:
+        if self.run_id is None:
+            dialogs.show_error(self, "Export", "Choose a run first.")
+            return
+        name = f"run-{self.run_id}-{stem}"
+        exports.save_plot(self, plot, name, record=self._record(stem))
 
     def _export_frame(self, frame: pd.DataFrame | None, stem: str) -> None:
         if frame is None:
             dialogs.show_error(self, "Export", "Inspect a user first.")
             return
-        exports.save_table(self, frame, f"run-{self.run_id}-{stem}")
+        name = f"run-{self.run_id}-{stem}"
+        exports.save_table(self, frame, name, record=self._record(stem))
 
     def _export_results(self) -> None:
         if self.per_user is None:
@@ -619,13 +633,13 @@ class InspectView(QWidget):
             exports.RESULTS_FILTER,
             f"run-{self.run_id}-per-user.csv",
         )
-        if path is not None:
-            frame = self.per_user
-            exports.run_export(
-                self,
-                "Export per-user results",
-                lambda: exports.export_user_results(frame, path),
-            )
+        frame = self.per_user
+        if path is not None and exports.run_export(
+            self,
+            "Export per-user results",
+            lambda: exports.export_user_results(frame, path),
+        ):
+            self._record("per-user-results")(path)
 
 
 def main() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSizePolicy
 
 from app.gui.theme import SERIES, palette_is_dark, style_plot
 
@@ -44,3 +46,21 @@ def add_curve(plot: pg.PlotWidget, index: int, name: str, symbols: bool = False)
     curve.setDownsampling(auto=True, method="peak")
     curve.setClipToView(True)
     return curve
+
+
+def outside_legend(
+    plot: pg.PlotWidget, where: str = "top", columns: int = 1
+) -> pg.LegendItem:
+    """A legend in a cell of its own, above or right of the data, so it never hides
+    a curve or a point. Items are added with ``legend.addItem(item, name)``."""
+    legend = pg.LegendItem(colCount=columns, labelTextSize="9pt")
+    legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+    # a PlotItem's grid: row 1 holds the (hidden) top axis, row 2 the view box,
+    # column 3 the (hidden) right axis
+    row, column, align = (1, 1, Qt.AlignmentFlag.AlignHCenter)
+    if where == "right":
+        row, column, align = (2, 3, Qt.AlignmentFlag.AlignTop)
+    grid = plot.getPlotItem().layout
+    grid.addItem(legend, row, column)
+    grid.setAlignment(legend, align)
+    return legend

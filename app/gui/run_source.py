@@ -16,6 +16,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -60,6 +61,8 @@ class RunSource(Protocol):
 
     def comparison(self, ids: list[int]) -> Comparison: ...
 
+    def record_export(self, run_ids: list[int], what: str, path: Path) -> None: ...
+
 
 class _Recent:
     """A small thread-safe most-recently-used cache."""
@@ -100,19 +103,28 @@ class StoreSource:
         return [RunChoice(r.id, r.model, r.dataset, r.seed, r.protocol) for r in runs]
 
     def trained(self, run_id: int) -> PreparedRun:
-        from storage import queries
+        from storage import StoreError, queries
 
         found = self._runs.get(run_id)
         if found is not None:
             return found
         with self.store.session() as session:
-            spec = RunSpec.from_dict(queries.get_run(session, run_id).spec)
+            detail = queries.get_run(session, run_id)
+            spec = RunSpec.from_dict(detail.spec)
             checkpoint = queries.checkpoint_path(session, run_id, "best")
         key = json.dumps(spec.data.to_dict(), sort_keys=True)
         dataset = self._datasets.get(key)
         if dataset is None:
             dataset = load_dataset(spec.data)
             self._datasets.put(key, dataset)
+        # the weights index items of the data they were trained on: other data
+        # would put every item id on the wrong item
+        if detail.dataset_hash and dataset.hash != detail.dataset_hash:
+            raise StoreError(
+                f"{spec.data.path}: the data changed since run {run_id} was trained "
+                "on it (content hash differs), so its items no longer match the "
+                "model's; restore the file, or train a new run on the data as it is."
+            )
         run = load_trained(spec, checkpoint, dataset=dataset)
         self._runs.put(run_id, run)
         return run
@@ -131,6 +143,11 @@ class StoreSource:
             curves = {i: queries.run_curves(session, i) for i in ids}
             per_user = {i: queries.user_results(session, i, "test") for i in ids}
         return Comparison(runs, curves, per_user)
+
+    def record_export(self, run_ids: list[int], what: str, path: Path) -> None:
+        from app.gui.exports import record_in_store
+
+        record_in_store(self.store, run_ids, what, path)
 
 
 # ---- fake data for running a view alone
@@ -230,3 +247,6 @@ class FakeSource:
             )
         per_user = {i: self.results[i].per_user for i in ids}
         return Comparison(pd.DataFrame.from_records(records), curves, per_user)
+
+    def record_export(self, run_ids: list[int], what: str, path: Path) -> None:
+        """Nothing to record without a store."""
