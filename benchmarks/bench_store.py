@@ -64,6 +64,7 @@ def main() -> int:
             return call
 
         checks = {
+            "runs_stamp (the 1 s poll when nothing changed)": q.runs_stamp,
             "list_runs (all, best-epoch metrics)": lambda s: q.list_runs(s),
             "list_runs (status=finished, model=cafe)": lambda s: q.list_runs(
                 s, status="finished", model="cafe"
@@ -77,7 +78,7 @@ def main() -> int:
             "get_run (one run)": lambda s: q.get_run(s, ids[0]),
         }
         for name, work in checks.items():
-            print(f"{name:<42} {timed(in_session(work)) * 1000:8.1f} ms")
+            print(f"{name:<48} {timed(in_session(work)) * 1000:8.1f} ms")
         store.dispose()
     return 0
 

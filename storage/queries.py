@@ -272,6 +272,32 @@ def list_runs(
     return [_summary(RunSummary, run, name, best.get(run.id, {})) for run, name in rows]
 
 
+def runs_stamp(session: Session) -> tuple:
+    """A fingerprint of the runs table that changes whenever :func:`list_runs` would
+    answer differently: a poller reads it (a few ms) and lists again only on change.
+
+    Every write of a worker moves a heartbeat, an epoch or batch count, a status or a
+    start/finish time; creating or deleting a run moves the count or the largest id.
+    Totals as well as maxima, so a clock that is behind on one host is caught too.
+    """
+    totals = session.execute(
+        select(
+            func.count(RunRow.id),
+            func.max(RunRow.id),
+            func.max(RunRow.heartbeat),
+            func.max(RunRow.started),
+            func.max(RunRow.finished),
+            func.sum(RunRow.epochs),
+            func.sum(RunRow.batch),
+            func.sum(RunRow.best_epoch),
+        )
+    ).one()
+    statuses = session.execute(
+        select(RunRow.status, func.count()).group_by(RunRow.status)
+    ).all()
+    return (tuple(totals), tuple(sorted((s, n) for s, n in statuses)))
+
+
 def _best_metrics(
     session: Session, run_ids: list[int]
 ) -> dict[int, dict[str, dict[str, float]]]:

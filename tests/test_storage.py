@@ -487,3 +487,33 @@ def test_the_command_line_reports_a_bad_store_without_a_traceback(
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {path}: ") and expected in last
     assert "Traceback" not in finished.stderr
+
+
+def test_runs_stamp_moves_with_every_change_list_runs_shows(store, ciao_dataset):
+    def stamp():
+        with store.session() as session:
+            return q.runs_stamp(session)
+
+    seen = [stamp()]
+
+    def changed() -> bool:
+        seen.append(stamp())
+        return seen[-1] != seen[-2]
+
+    run_id = _new_run(store, ciao_dataset)
+    assert changed()  # created
+    assert not changed()  # nothing happened
+    store.transact(q.start_run, run_id, device="cpu")
+    assert changed()
+    store.transact(q.beat, run_id, 3, 10)
+    assert changed()  # a batch further: the progress bar moves
+    store.transact(q.update_progress, run_id, epochs=1, best_epoch=1, seconds=2.0)
+    assert changed()
+    store.transact(q.set_status, run_id, "cancelled")
+    assert changed()
+    other = _new_run(store, ciao_dataset)
+    assert changed()
+    store.transact(q.set_status, other, "cancelled")
+    assert changed()  # a status alone: the counts per status move
+    store.transact(q.delete_run, other)
+    assert changed()
