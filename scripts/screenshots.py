@@ -87,28 +87,48 @@ def main() -> int:
         return 1
     shoot("data.png")
 
-    # train page set up for CaFe
+    # train page set up for CaFe: two seeds, one worker at a time
     train = window.train_panel
     window.show_page(train)
     train.model_combo.setCurrentText("cafe")
     train.model_form.set_values({"hidden": args.hidden})
     train.train_form.set_values({"epochs": args.epochs, "device": "cpu"})
+    train.parallel.setValue(1)
+    train.seeds.setValue(2)
     shoot("train.png")
 
-    # a real run to the end, then the runs page with its curves and attention
-    (run_id,) = train.launch()
+    # real runs: CaFe with two seeds and SASRec, queued behind one worker
+    ids = train.launch()
+    train.seeds.setValue(1)
+    train.model_combo.setCurrentText("sasrec")
+    train.model_form.set_values({"hidden": args.hidden})
+    train.train_form.set_values({"epochs": args.epochs, "device": "cpu"})
+    ids += train.launch()
 
-    def status() -> str:
+    def detail(run_id: int):
         with store.session() as session:
-            return queries.get_run(session, run_id).status
+            return queries.get_run(session, run_id)
 
-    wait(app, lambda: status() in ("finished", "failed", "cancelled"), 1800)
+    # the first run live: progress with ETA, the curves so far, the others queued
     runs = window.runs_panel
     window.show_page(runs)
-    wait(app, lambda: runs.select_run(run_id), 10)
+    wait(app, lambda: detail(ids[0]).epochs >= 3, 1800)
+    wait(app, lambda: runs.select_run(ids[0]), 10)
+    wait(app, lambda: runs.page.points().get("NDCG@5", 0) >= 3, 30)
+    shoot("runs-live.png")
+
+    # all three to the end, then the first one's page and attention maps
+    ended = ("finished", "failed", "cancelled")
+    wait(app, lambda: all(detail(i).status in ended for i in ids), 3600)
+    # and the table has read their ends
+    wait(app, lambda: all(r.status in ended for r in runs.runs), 30)
+    wait(app, lambda: runs.select_run(ids[0]), 10)
     wait(
         app,
-        lambda: runs.page.detail is not None and runs.page.detail.status == status(),
+        lambda: (
+            runs.page.detail is not None
+            and runs.page.detail.status == detail(ids[0]).status
+        ),
         20,
     )
     wait(app, lambda: runs.page.attention.current_key() is not None, 20)

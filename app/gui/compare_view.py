@@ -368,7 +368,7 @@ class CompareView(QWidget):
         self.notes.setWordWrap(True)
         self.bars = make_plot("Test metrics", "metric", "value")
         self.bars.addLegend(offset=(-10, 10), labelTextSize="8pt")
-        self.curves = make_plot("Validation curves", "epoch", "NDCG@5")
+        self.curves = make_plot("Validation curves", "epoch", "NDCG@5", whole_x=True)
         # top left: validation curves rise, so that corner stays clear of them
         self.curves.addLegend(offset=(10, 10), labelTextSize="8pt")
         self.by_frequency = make_plot(

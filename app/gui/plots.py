@@ -9,10 +9,23 @@ from PySide6.QtWidgets import QSizePolicy
 from app.gui.theme import SERIES, palette_is_dark, style_plot
 
 
-def make_plot(title: str, x_label: str, y_label: str, parent=None) -> pg.PlotWidget:
+class WholeNumberAxis(pg.AxisItem):
+    """An axis of counts (epochs): ticks only at whole numbers."""
+
+    def tickSpacing(self, minVal, maxVal, size):
+        levels = super().tickSpacing(minVal, maxVal, size)
+        whole = [(spacing, offset) for spacing, offset in levels if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+
+def make_plot(
+    title: str, x_label: str, y_label: str, parent=None, whole_x: bool = False
+) -> pg.PlotWidget:
     """A plot with a title, labelled axes and a grid; curves are added once by the
-    caller and refreshed with ``setData``."""
-    plot = pg.PlotWidget(parent=parent)
+    caller and refreshed with ``setData``. ``whole_x``: x counts (epochs), so its
+    ticks fall on whole numbers."""
+    axes = {"bottom": WholeNumberAxis("bottom")} if whole_x else None
+    plot = pg.PlotWidget(parent=parent, axisItems=axes)
     item = plot.getPlotItem()
     item.setTitle(title, size="10pt")
     item.setLabel("bottom", x_label)
@@ -55,12 +68,16 @@ def outside_legend(
     a curve or a point. Items are added with ``legend.addItem(item, name)``."""
     legend = pg.LegendItem(colCount=columns, labelTextSize="9pt")
     legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-    # a PlotItem's grid: row 1 holds the (hidden) top axis, row 2 the view box,
-    # column 3 the (hidden) right axis
-    row, column, align = (1, 1, Qt.AlignmentFlag.AlignHCenter)
-    if where == "right":
+    item = plot.getPlotItem()
+    grid = item.layout
+    # a PlotItem's grid: title in row 0, top axis in row 1, view box in row 2 (axes
+    # in columns 0 and 2); above the data the legend takes the hidden top axis' cell
+    if where == "top":
+        grid.removeItem(item.getAxis("top"))
+        item.getAxis("top").hide()
+        row, column, align = (1, 1, Qt.AlignmentFlag.AlignHCenter)
+    else:
         row, column, align = (2, 3, Qt.AlignmentFlag.AlignTop)
-    grid = plot.getPlotItem().layout
     grid.addItem(legend, row, column)
     grid.setAlignment(legend, align)
     return legend

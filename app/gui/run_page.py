@@ -115,9 +115,11 @@ class RunPage(QWidget):
 
         # curves: training losses and validation metrics per epoch
         self.loss_plot = make_plot(
-            "Training loss", "epoch", "loss (BCE, mean per batch)"
+            "Training loss", "epoch", "loss (BCE, mean per batch)", whole_x=True
         )
-        self.metric_plot = make_plot("Validation", "epoch", "metric value")
+        self.metric_plot = make_plot(
+            "Validation", "epoch", "metric value", whole_x=True
+        )
         # names in a row above each plot, never over a curve
         self.loss_legend = outside_legend(self.loss_plot, "top", columns=4)
         self.metric_legend = outside_legend(self.metric_plot, "top", columns=5)
