@@ -27,9 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper(), logging.WARNING),
         format="%(levelname)s %(name)s: %(message)s",
     )
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        return commands.open_workbench(args)
+    handler = getattr(args, "handler", None) or commands.open_workbench
     try:
         return handler(args)
     except CafeError as exc:

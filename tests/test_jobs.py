@@ -146,3 +146,44 @@ def test_follow_stops_when_released(jobs, tmp_path):
     job.stop.set()
     follower.join(timeout=5)
     assert not follower.is_alive()
+
+
+def test_no_display_is_said_before_qt_aborts(monkeypatch):
+    from app.gui import launch
+
+    nothing = launch.display_problem({}, "linux")
+    assert "no display" in nothing and "xvfb-run" in nothing
+    # a platform the user chose, another system, or Wayland: Qt is left to it
+    assert launch.display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert launch.display_problem({}, "darwin") is None
+    assert launch.display_problem({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+
+    # X11 without the libraries Qt's xcb plugin loads: name the packages
+    monkeypatch.setattr(launch.ctypes.util, "find_library", lambda name: None)
+    missing = launch.display_problem({"DISPLAY": ":0"}, "linux")
+    assert "libxcb-icccm4" in missing and "libxcb-keysyms1" in missing
+    monkeypatch.setattr(launch.ctypes.util, "find_library", lambda name: f"lib{name}")
+    assert launch.display_problem({"DISPLAY": ":0"}, "linux") is None
+
+
+def test_the_command_line_says_no_display_with_exit_2(tmp_path):
+    import os
+
+    from tests.conftest import ROOT
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")
+    }
+    env.pop("QT_QPA_PLATFORM", None)
+    done = subprocess.run(
+        [sys.executable, "main.py", "--db", str(tmp_path / "runs.db")],
+        cwd=str(ROOT),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.startswith("error: no display") and "Traceback" not in done.stderr
+    )

@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import logging
+import os
 import sys
 
+from engine.errors import CafeError
+
 log = logging.getLogger(__name__)
+
+# X11 libraries Qt's xcb plugin loads at start; without them Qt aborts the process
+# with a message that names libxcb-cursor0 instead (seen on Debian 12)
+XCB_LIBRARIES = {"xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1"}
+
+
+class DisplayError(CafeError):
+    """No window can open on this machine; the message says what would fix it."""
+
+
+def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:
+    """Why no window can open here, before Qt aborts the process over it; None when
+    nothing is known to be missing."""
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return (
+            "no display: the workbench needs a desktop session (neither DISPLAY nor "
+            "WAYLAND_DISPLAY is set). On a server, run it under a virtual screen "
+            "(xvfb-run -a python main.py), or use the command line: python main.py "
+            "train/compare/runs (see python main.py --help)."
+        )
+    if env.get("WAYLAND_DISPLAY"):
+        return None
+    missing = [
+        pkg for lib, pkg in XCB_LIBRARIES.items() if not ctypes.util.find_library(lib)
+    ]
+    if missing:
+        return (
+            f"Qt's X11 plugin needs {' and '.join(missing)}, which this system lacks; "
+            f"install them (Debian/Ubuntu: apt-get install {' '.join(missing)})."
+        )
+    return None
 
 
 def launch(args: argparse.Namespace) -> int:
     """Open the store (marking runs left running by a dead worker), show the window,
     run the event loop; returns the exit code."""
+    problem = display_problem()
+    if problem is not None:
+        raise DisplayError(problem)
+
     from PySide6.QtWidgets import QApplication
 
     from app.gui import dialogs
