@@ -84,6 +84,8 @@ class DatasetStatsView(QWidget):
         )
         self.intents.addItem(self.bars)
 
+        self.clear()
+
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.histogram)
         plots.addWidget(self.intents)
@@ -113,6 +115,8 @@ class DatasetStatsView(QWidget):
         self.table.clearContents()
         for curve in (self.hist_before, self.hist_after):
             curve.setData([], [])
+        # empty log axes: decades 1..1000 and 1..10^4 rather than stray minor ticks
+        self.histogram.setRange(xRange=(0, 3), yRange=(0, 4), padding=0.05)
         self.bars.setOpts(x0=[], y=[], width=[])
         self.intents.getPlotItem().getAxis("left").setTicks(None)
 
@@ -129,6 +133,8 @@ class DatasetStatsView(QWidget):
                 self.table.setItem(row, column, item)
         self._histogram(self.hist_before, before)
         self._histogram(self.hist_after, after)
+        # the range set for the empty plot gives way to the data
+        self.histogram.getPlotItem().enableAutoRange()
         self._intent_bars(after or before)
 
     def frame(self) -> pd.DataFrame:

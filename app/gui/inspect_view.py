@@ -63,7 +63,7 @@ TOP_HEADERS = {
     "intent_prob": "P(intent)",
 }
 # widest the name column of the top-K table gets, in pixels
-NAME_WIDTH = 190
+NAME_WIDTH = 160
 # history items labelled by name or id on the timeline; older ones only by colour
 LABELLED = 30
 
@@ -372,11 +372,13 @@ class InspectView(QWidget):
         left_layout.addWidget(self.users_table, 1)
         left.setMinimumWidth(310)
 
+        # one line per recommendation: long names are elided, never wrapped
+        self.top_table.setWordWrap(False)
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.top_table)
         lower.addWidget(self.tabs)
-        lower.setStretchFactor(0, 3)
-        lower.setStretchFactor(1, 2)
+        lower.setStretchFactor(0, 4)
+        lower.setStretchFactor(1, 3)
         right = QSplitter(Qt.Orientation.Vertical)
         header = QWidget()
         header_layout = QVBoxLayout(header)
