@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -36,6 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def entry() -> None:
+    """``main.py``'s entry: run the command and exit with its status.
+
+    A worker process ends at once when its run is recorded (stdout, stderr and the
+    log flushed, the store closed): the interpreter's own teardown of torch and its
+    thread pools took 1-2 s here, and a cancel in the window waits for the exit.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    if (
+        getattr(build_parser().parse_args(argv), "handler", None)
+        is store_commands.worker
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
