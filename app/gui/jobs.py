@@ -179,6 +179,14 @@ class WorkerJobs(QObject):
 
     def _follow(self, job: Job, offset: int) -> None:
         """Tail the events file from ``offset`` until the job is released or ends."""
+        try:
+            self._tail(job, offset)
+        except RuntimeError:
+            # the window was destroyed under this thread (its signals with it):
+            # nobody is left to tell; the worker goes on recording in the store
+            log.debug("run %d: stopped following, the window is gone", job.run_id)
+
+    def _tail(self, job: Job, offset: int) -> None:
         with open(job.events, encoding="utf-8", errors="replace") as fh:
             fh.seek(offset)
             pending = ""
