@@ -6,7 +6,12 @@ of validation and test HR@5, NDCG@5 and MRR (sampled protocol), test NDCG@10 und
 full-ranking protocol (same checkpoint, chosen on sampled validation), the epochs
 trained, the best epoch and the training seconds per epoch.
 
+With ``--by-frequency`` it prints instead test NDCG@5 (sampled protocol) by how often
+the held-out item occurs in training, users of every seed pooled, from the per-user
+results beside the summaries: where in the long tail each model gains.
+
     python scripts/results_table.py out/compare-ciao [--models pop,sasrec,cafe]
+        [--by-frequency]
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.inspect import FREQUENCY_EDGES, breakdown  # noqa: E402
+from engine.models import REGISTRY  # noqa: E402
 from engine.reporting import model_order  # noqa: E402
 
 SAMPLED = ("HR@5", "NDCG@5", "MRR")
@@ -30,14 +38,62 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a compare --out folder")
     parser.add_argument("--models", default=None, help="models, comma-separated")
+    parser.add_argument(
+        "--by-frequency",
+        action="store_true",
+        help="test NDCG@5 by the held-out item's training count instead",
+    )
     args = parser.parse_args()
     records = [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted((args.folder / "runs").glob("*.json"))
     ]
     models = args.models.split(",") if args.models else None
-    print(render(records, models), end="")
+    if args.by_frequency:
+        print(render_by_frequency(args.folder / "runs", records, models), end="")
+    else:
+        print(render(records, models), end="")
     return 0
+
+
+def render_by_frequency(
+    folder: Path, records: list[dict], models: list[str] | None = None
+) -> str:
+    """Rows: buckets of the held-out item's training count; columns: models (default
+    configuration runs only, every seed's users pooled)."""
+    found = sorted({r["model"] for r in records}, key=model_order)
+    models = [m for m in (models or found) if m in found]
+    tables = {}
+    for model in models:
+        default = REGISTRY[model].config_class().to_dict()
+        frames = [
+            pd.read_parquet(folder / f"{r['key']}.per_user.parquet")
+            for r in records
+            if r["model"] == model
+            and r.get("model_config", default) == default
+            and (folder / f"{r['key']}.per_user.parquet").exists()
+        ]
+        if frames:
+            users = pd.concat(frames, ignore_index=True)
+            users = users[users["protocol"] == "sampled"]
+            tables[model] = breakdown(users, edges=FREQUENCY_EDGES)
+    if not tables:
+        return "no per-user results found\n"
+    first = next(iter(tables.values()))
+    lines = ["| held-out item seen in training | users × seeds | "
+             + " | ".join(tables) + " |"]  # fmt: skip
+    lines.append("| --- | ---: |" + " ---: |" * len(tables))
+    for i, bucket in enumerate(first["bucket"]):
+        best = max(t["mean"].iloc[i] for t in tables.values())
+        cells = [
+            f"**{t['mean'].iloc[i]:.4f}**"
+            if t["mean"].iloc[i] == best and best > 0
+            else f"{t['mean'].iloc[i]:.4f}"
+            for t in tables.values()
+        ]
+        users = int(first["users"].iloc[i])
+        lines.append(f"| {bucket} | {users:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def cell(values: list[float]) -> str:
