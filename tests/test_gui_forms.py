@@ -45,6 +45,15 @@ def test_train_form_offers_choices_and_validates_through_the_dataclass(qtbot):
     form.set_value("metric", "HR@10")
     assert form.validate().metric == "HR@10"
 
+    # an empty choice reads "(none)" and means ""
+    also = form.widgets["also_evaluate"]
+    assert also.currentText() == "(none)" and form.value("also_evaluate") == ""
+    form.set_value("also_evaluate", "full")
+    assert also.currentText() == "full" and form.validate().also_evaluate == "full"
+    # an editable choice takes what is typed
+    form.set_value("device", "cuda:1")
+    assert form.value("device") == "cuda:1"
+
 
 def test_preview_model_serves_a_million_rows_lazily(qtbot):
     frame = pd.DataFrame(

@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 from engine.errors import ConfigError
 
 INT_LIMIT = 2**31 - 1
+# how an empty choice (e.g. no second protocol) reads in a list
+NONE_LABEL = "(none)"
 
 
 class FloatBox(QDoubleSpinBox):
@@ -120,7 +122,9 @@ class ConfigForm(QWidget):
         options = self.extra_choices.get(f.name) or meta.get("choices")
         if options:
             box = QComboBox()
-            box.addItems([str(c) for c in options])
+            for choice in map(str, options):
+                # an empty choice means "none", and says so
+                box.addItem(choice or NONE_LABEL, choice)
             box.setEditable(f.name in self.extra_choices and "choices" not in meta)
             box.currentTextChanged.connect(self.changed)
             return box
@@ -153,7 +157,7 @@ class ConfigForm(QWidget):
     def set_value(self, name: str, value: Any) -> None:
         widget = self.widgets[name]
         if isinstance(widget, QComboBox):
-            index = widget.findText(str(value))
+            index = widget.findData(str(value))
             if index < 0 and widget.isEditable():
                 widget.setEditText(str(value))
             elif index >= 0:
@@ -170,7 +174,9 @@ class ConfigForm(QWidget):
     def value(self, name: str) -> Any:
         widget = self.widgets[name]
         if isinstance(widget, QComboBox):
-            return widget.currentText()
+            # a listed choice by its value; in an editable box, text typed as it is
+            index = widget.findText(widget.currentText())
+            return widget.itemData(index) if index >= 0 else widget.currentText()
         if isinstance(widget, QCheckBox):
             return widget.isChecked()
         if isinstance(widget, QSpinBox | QDoubleSpinBox):
