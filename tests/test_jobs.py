@@ -187,3 +187,67 @@ def test_the_command_line_says_no_display_with_exit_2(tmp_path):
     assert (
         done.stderr.startswith("error: no display") and "Traceback" not in done.stderr
     )
+
+
+class FakeJobs(WorkerJobs):
+    """Records launches instead of starting processes; runs end when told."""
+
+    def __init__(self):
+        super().__init__(store=None, threads=1)
+        self.watch.stop()
+        self.started: list[tuple[int, bool]] = []
+        self.alive: set[int] = set()
+        self.refuse: set[int] = set()
+
+    def launch(self, run_id: int, resume: bool = False):
+        if run_id in self.refuse:
+            raise OSError("no such executable")
+        self.started.append((run_id, resume))
+        self.alive.add(run_id)
+
+    def running(self) -> list[int]:
+        return sorted(self.alive)
+
+    def is_running(self, run_id: int) -> bool:
+        return run_id in self.alive
+
+    def end(self, run_id: int) -> None:
+        self.alive.discard(run_id)
+        self.exited.emit(run_id, 0)
+
+
+def test_the_queue_keeps_to_its_limit_and_starts_the_next_when_one_ends(qapp):
+    from app.gui.run_queue import RunQueue
+
+    jobs = FakeJobs()
+    queue = RunQueue(jobs, limit=2)
+    failed = []
+    queue.failed.connect(lambda run_id, why: failed.append((run_id, why)))
+    assert [queue.submit(i) for i in (1, 2, 3, 4)] == [True, True, False, False]
+    assert jobs.running() == [1, 2] and queue.waiting_ids() == [3, 4]
+    assert queue.submit(3) is False and queue.waiting_ids() == [3, 4]  # no double
+
+    # a withdrawn run never starts; an ended one frees its slot for the next
+    assert queue.withdraw(4) and not queue.withdraw(4)
+    jobs.end(1)
+    assert jobs.running() == [2, 3] and queue.waiting_ids() == []
+
+    # a resume waits like a new run, and starts as a resume
+    queue.submit(7, resume=True)
+    jobs.end(2)
+    assert jobs.started[-1] == (7, True)
+
+    # a worker that cannot start is reported, and the queue moves on
+    jobs.refuse.add(8)
+    queue.submit(8)
+    queue.submit(9)
+    jobs.end(3)
+    assert failed == [(8, "no such executable")] and jobs.running() == [7, 9]
+
+    # a higher limit starts waiting runs at once
+    queue.submit(10)
+    assert queue.waiting_ids() == [10]
+    queue.set_limit(3)
+    assert jobs.running() == [7, 9, 10]
+    queue.timer.stop()
+    jobs.release()
