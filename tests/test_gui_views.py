@@ -257,6 +257,38 @@ def test_inspect_top_k_is_the_engines_own_scoring(qtbot, store_runs, no_dialogs)
     assert caught.args[0].user == int(run.split.eval_users[0])
 
 
+def test_inspect_drops_a_user_scored_for_the_run_shown_before(
+    qtbot, store_runs, no_dialogs
+):
+    store, ids = store_runs
+    view = InspectView(StoreSource(store))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.runLoaded, timeout=WAIT_MS):
+        view.select_run(ids["cafe0"])
+    cafe_run = view.run
+    user = int(view.users["user"].iloc[0])
+
+    # another run is chosen while CaFe still scores the user: whichever of the two
+    # tasks ends first, CaFe's top-K must not appear under SASRec's name
+    view.inspect(user)
+    with qtbot.waitSignal(view.runLoaded, timeout=WAIT_MS):
+        view.select_run(ids["sasrec"])
+    qtbot.waitUntil(lambda: view.score_task is None, timeout=WAIT_MS)
+    assert view.run is not cafe_run and view.run_id == ids["sasrec"]
+    assert view.current is None
+
+    # the next user is scored by SASRec, which predicts no intents
+    with qtbot.waitSignal(view.inspected, timeout=WAIT_MS) as caught:
+        view.inspect(user)
+    assert caught.args[0].intent_distribution is None
+    assert view.current is caught.args[0]
+    # the intent probability's header says which probability it is
+    header = list(view.top_model.header_tips)
+    assert (
+        "P(intent)" in header and "softmax" in view.top_model.header_tips["P(intent)"]
+    )
+
+
 def test_embedding_projection_completes_and_cancels(qtbot, store_runs, no_dialogs):
     store, ids = store_runs
     view = EmbeddingView(StoreSource(store))
@@ -270,6 +302,16 @@ def test_embedding_projection_completes_and_cancels(qtbot, store_runs, no_dialog
     assert view.count_label.text() == f"{num_items} of {num_items} items shown"
     view.filter_box.setCurrentIndex(view.filter_box.findData("infrequent"))
     assert 0 < len(view.visible_items()) < num_items
+
+    # another run, not projected yet: the plot empties rather than keep the first
+    # run's points under the new run's name; back to the first, its cached points
+    view.show_run(ids["cafe0"])
+    assert view.shown is None
+    assert view.plot.getPlotItem().listDataItems() == []
+    assert "Not projected" in view.plot.getPlotItem().titleLabel.text
+    view.show_run(ids["sasrec"])
+    assert view.shown == (ids["sasrec"], ("pca", 0))
+    assert f"#{ids['sasrec']} " in view.plot.getPlotItem().titleLabel.text
 
     # t-SNE of many iterations, cancelled at once: no result is kept
     view.method_box.setCurrentIndex(view.method_box.findData("tsne"))

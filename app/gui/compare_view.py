@@ -18,6 +18,7 @@ row's change over the first.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -48,7 +49,8 @@ from engine.inspect import FREQUENCY_EDGES, LENGTH_EDGES, breakdown
 
 log = logging.getLogger(__name__)
 
-# the seeds of one configuration in the curves plot: same colour, these symbols
+# the seeds of one configuration in the curves plot: shades of its colour, these
+# symbols
 SEED_SYMBOLS = ("o", "t", "s", "d", "+", "x")
 
 CAFE = "cafe"
@@ -320,6 +322,16 @@ def grouped_bars(
         plot.setYRange(0, top * (1.15 + 0.1 * count), padding=0)
 
 
+def seed_shade(colour, nth: int) -> str:
+    """The ``nth`` seed's shade of a configuration's colour: the colour itself, then
+    alternately darker and lighter, each step further from it."""
+    base = QColor(colour)
+    if nth == 0:
+        return base.name()
+    step = 100 + 40 * ((nth + 1) // 2)
+    return (base.darker(step) if nth % 2 else base.lighter(step)).name()
+
+
 class CompareView(QWidget):
     """Warning and table on top, bars beside it; curves and breakdowns below."""
 
@@ -486,11 +498,21 @@ class CompareView(QWidget):
             return
         self.table_kind = kind
         self.runs, self.per_user, self.grid = self.tables[kind]
-        self.heading.setText(
+        heading = html.escape(
             f"{len(self.runs)} runs in {self.runs['label'].nunique()} "
             f"{'configurations' if kind == MODELS else 'ablation steps'} on "
             f"{', '.join(dict.fromkeys(self.comparison.runs['dataset'].astype(str)))}"
         )
+        groups: dict[str, list[str]] = {}
+        for group, label in self.grid.mean.columns:
+            groups.setdefault(str(group), []).append(str(label))
+        if kind == MODELS and len(groups) > 1:
+            # the paper's column groups, which the LaTeX export spans over its header
+            heading += " \u00b7 columns: " + "; ".join(
+                f"<i>{html.escape(group)}</i>: {html.escape(', '.join(labels))}"
+                for group, labels in groups.items()
+            )
+        self.heading.setText(heading)
         self._fill_table()
         self._draw_bars()
         self._metric_changed()
@@ -567,14 +589,15 @@ class CompareView(QWidget):
         self.curves.getPlotItem().legend.clear()
         labels = dict(zip(self.runs["id"], self.runs["label"]))
         shown = [(i, c) for i, c in self.comparison.curves.items() if i in labels]
-        # a configuration has the colour of its bars; its seeds differ by symbol
+        # a configuration has the colour of its bars; each seed is a shade of it,
+        # with a symbol of its own
         colours, seen = self.colours(), {}
         for index, (run_id, curve) in enumerate(shown):
             rows = curve[(curve["split"] == "valid") & (curve["name"] == metric)]
             seed = self.runs.loc[self.runs["id"] == run_id, "seed"].iloc[0]
             label = labels[run_id]
-            colour = colours.get(label) or category_colour(index).name()
             nth = seen[label] = seen.get(label, -1) + 1
+            colour = seed_shade(colours.get(label) or category_colour(index), nth)
             line = self.curves.plot(
                 rows["epoch"].to_numpy(),
                 rows["value"].to_numpy(),

@@ -282,7 +282,8 @@ class EmbeddingView(QWidget):
         self.progress.setFormat("done")
         self.data[run_id] = data
         self.projections[(run_id, key)] = coords
-        self._show(run_id, key)
+        # the run or the settings may have changed while it was computed
+        self._show_cached()
 
     def _failed(self, message: str) -> None:
         self.task = None
@@ -304,6 +305,10 @@ class EmbeddingView(QWidget):
         key = self.params().key()
         if (run_id, key) in self.projections:
             self._show(run_id, key)
+        elif self.shown is not None:
+            # never leave another run's (or another method's) points under this title
+            self.shown = None
+            self._redraw()
 
     def _show(self, run_id: int, key: tuple) -> None:
         self.shown = (run_id, key)
@@ -327,6 +332,8 @@ class EmbeddingView(QWidget):
         self.plot.clear()
         self.legend.clear()
         if self.shown is None:
+            self.plot.setTitle("Not projected yet: choose the settings, then Project")
+            self.count_label.setText("")
             return
         run_id, key = self.shown
         labels = self.data[run_id].labels
@@ -352,10 +359,13 @@ class EmbeddingView(QWidget):
             scatter.sigHovered.connect(self._hovered)
             self.plot.addItem(scatter)
             self.legend.addItem(scatter, scatter.name())
-        method = "t-SNE" if key[0] == "tsne" else "PCA"
-        self.plot.setTitle(
-            f"{self.run_box.currentText()} \u2014 {method} of item embeddings"
+        method = (
+            f"t-SNE (perplexity {key[1]:g}, {key[2]} iterations, seed {key[3]})"
+            if key[0] == "tsne"
+            else "PCA"
         )
+        run_label = self.run_box.itemText(self.run_box.findData(run_id))
+        self.plot.setTitle(f"{run_label} \u2014 {method} of item embeddings")
         self.count_label.setText(f"{len(items)} of {len(coords)} items shown")
 
     def _describe(self, item: int) -> str:

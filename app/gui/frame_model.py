@@ -22,6 +22,8 @@ class FrameModel(QAbstractTableModel):
         self._columns: list[np.ndarray] = []
         self._names: list[str] = []
         self._rows = 0
+        # column name -> header tooltip
+        self.header_tips: dict[str, str] = {}
         if frame is not None:
             self.set_frame(frame)
 
@@ -52,9 +54,13 @@ class FrameModel(QAbstractTableModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ):
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if role == Qt.ItemDataRole.ToolTipRole and horizontal:
+            name = self._names[section] if section < len(self._names) else None
+            return self.header_tips.get(name)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        if orientation == Qt.Orientation.Horizontal:
+        if horizontal:
             return self._names[section] if section < len(self._names) else None
         # rows are numbered as in the file (row 1 is the first after the header)
         return str(section + 1)

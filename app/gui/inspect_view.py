@@ -62,6 +62,17 @@ TOP_HEADERS = {
     "item_prob": "P(item)",
     "intent_prob": "P(intent)",
 }
+TOP_TIPS = {
+    "P(item)": "\u03c3 of the item logit: the model's probability, trained with "
+    "binary cross-entropy, that the user takes this item next",
+    "P(intent)": "CaFe: \u03c3 of the logit of this item's own intent, the "
+    "probability, trained with binary cross-entropy, that the next item has this "
+    "intent. Each intent is judged on its own, so these do not sum to 1 over "
+    "intents; the Next intent tab shows the softmax share of the same logits, which "
+    "does. IntentPop: the intent's share of the user's history",
+    "score": "what the model ranks by; for CaFe the joint score "
+    "log P(item) + log P(intent)",
+}
 # widest the name column of the top-K table gets, in pixels
 NAME_WIDTH = 160
 # history items labelled by name or id on the timeline; older ones only by colour
@@ -259,7 +270,7 @@ class IntentBars(pg.PlotWidget):
         super().__init__(parent)
         item = self.getPlotItem()
         item.setTitle("Predicted next intent", size="10pt")
-        item.setLabel("bottom", "probability")
+        item.setLabel("bottom", "share (softmax of the intent logits)")
         item.invertY(True)
         item.setMouseEnabled(x=False, y=False)
         item.getAxis("bottom").enableAutoSIPrefix(False)
@@ -343,6 +354,7 @@ class InspectView(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.timeline = HistoryTimeline()
         self.top_model = TopItemsModel()
+        self.top_model.header_tips = TOP_TIPS
         self.top_table = self._table(self.top_model)
         self.top_table.setMinimumWidth(470)
         self.attention = UserAttentionView()
@@ -379,6 +391,8 @@ class InspectView(QWidget):
         lower.addWidget(self.tabs)
         lower.setStretchFactor(0, 4)
         lower.setStretchFactor(1, 3)
+        # the table's every column in view at 1280 pixels; the heatmap takes the rest
+        lower.setSizes([560, 400])
         right = QSplitter(Qt.Orientation.Vertical)
         header = QWidget()
         header_layout = QVBoxLayout(header)
@@ -447,6 +461,7 @@ class InspectView(QWidget):
             return
         which = self.which_box.currentData()
         self.run, self.run_id, self.current = None, None, None
+        self.pending = None  # a user of the previous run
         self._say("Loading the run\u2026")
         task = Task(load_run, self.source, run_id, which)
         task.progress.connect(lambda _f, text: self._say(text + "\u2026"))
@@ -506,17 +521,20 @@ class InspectView(QWidget):
             self.pending = user
             return
         which = self.which_box.currentData()
-        task = Task(score_user, self.run, user, which, self.k_spin.value())
-        task.done.connect(self._scored)
+        run = self.run
+        task = Task(score_user, run, user, which, self.k_spin.value())
+        task.done.connect(lambda view: self._scored(view, run))
         task.failed.connect(self._failed)
         self.score_task = task.start()
 
-    def _scored(self, view: UserInspection) -> None:
+    def _scored(self, view: UserInspection, run: PreparedRun) -> None:
         self.score_task = None
         if self.pending is not None:
             user, self.pending = self.pending, None
             self.inspect(user)
             return
+        if run is not self.run:
+            return  # another run was chosen while this user was scored
         self.current = view
         self.user_edit.setText(view.user_id)
         self._show(view)
