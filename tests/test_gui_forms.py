@@ -55,6 +55,26 @@ def test_train_form_offers_choices_and_validates_through_the_dataclass(qtbot):
     assert form.value("device") == "cuda:1"
 
 
+def test_typed_numbers_count_before_they_are_committed(qtbot):
+    """A launch by shortcut leaves the focus in the box: the text shown is used."""
+    form = ConfigForm(TrainConfig)
+    qtbot.addWidget(form)
+    epochs, lr = form.widgets["epochs"], form.widgets["lr"]
+    epochs.lineEdit().selectAll()
+    qtbot.keyClicks(epochs.lineEdit(), "2")
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "0.005")
+    config = form.validate()
+    assert (config.epochs, config.lr) == (2, pytest.approx(0.005))
+
+    # half-typed is refused and marked, never replaced by the previous value
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "1e-")
+    with pytest.raises(ConfigError, match="lr reads '1e-'"):
+        form.validate()
+    assert "border" in lr.styleSheet()
+
+
 def test_preview_model_serves_a_million_rows_lazily(qtbot):
     frame = pd.DataFrame(
         {"user": np.arange(1_000_000), "score": np.linspace(0, 1, 1_000_000)}

@@ -180,6 +180,9 @@ class ConfigForm(QWidget):
         if isinstance(widget, QCheckBox):
             return widget.isChecked()
         if isinstance(widget, QSpinBox | QDoubleSpinBox):
+            # text typed but not yet committed (no Enter, focus still in the box, as
+            # with a launch by shortcut) is what the user sees: take it
+            widget.interpretText()
             return widget.value()
         return widget.text()
 
@@ -203,6 +206,16 @@ class ConfigForm(QWidget):
         """
         for widget in self.widgets.values():
             widget.setStyleSheet("")
+        for name, widget in self.widgets.items():
+            if isinstance(widget, QSpinBox | QDoubleSpinBox):
+                # before interpretText(), which puts the last value back over it
+                if not widget.hasAcceptableInput():
+                    # half-typed ("1e-", "") or out of range: never launch the old value
+                    widget.setStyleSheet("border: 1px solid #d0302f;")
+                    raise ConfigError(
+                        f"{name} reads {widget.text()!r}, which is not a number in "
+                        f"{widget.minimum():g}..{widget.maximum():g}."
+                    )
         try:
             return self.config_class.from_dict({**self.values(), **(extra or {})})
         except ConfigError as exc:
