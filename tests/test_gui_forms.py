@@ -136,3 +136,23 @@ def test_runs_table_sorts_by_value_filters_and_updates_in_place(qtbot):
     model.set_runs(runs)
     assert resets == []
     assert model.index(2, COLUMN["Status"]).data() == "finished"
+
+
+def test_runs_panel_keeps_its_selection_when_a_run_is_added(qtbot, tmp_path):
+    from app.gui.runs_panel import RunsPanel
+    from storage import open_store
+
+    store = open_store(str(tmp_path / "runs.db"))
+    panel = RunsPanel(store, interval=60_000)
+    qtbot.addWidget(panel)
+    runs = [run(1, "finished", "cafe"), run(2, "finished", "sasrec")]
+    panel._on_runs(runs)
+    assert panel.select_run(1) and panel.selected_ids() == [1]
+
+    # a run launched meanwhile (the model resets): run 1 stays selected, so the
+    # toolbar's cancel and the Inspect button still act on it
+    panel._on_runs([*runs, run(3, "queued", "cafe")])
+    assert panel.selected_ids() == [1]
+    assert panel.inspect_button.isEnabled()
+    panel.shutdown()
+    store.dispose()

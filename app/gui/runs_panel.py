@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -186,7 +186,11 @@ class RunsPanel(QWidget):
             return
         first = not self.runs and bool(runs)
         self.runs = runs
+        selected = self.selected_ids()
         self.model.set_runs(runs)
+        if set(self.selected_ids()) != set(selected):
+            # a new or deleted run resets the model, which drops the selection
+            self._reselect(selected)
         if first:
             self.table.resizeColumnsToContents()
         models = sorted({r.model for r in runs})
@@ -273,10 +277,31 @@ class RunsPanel(QWidget):
                 return True
         return False
 
-    def _selection_changed(self, *_args) -> None:
-        ids = self.selected_ids()
+    def _reselect(self, run_ids: list[int]) -> None:
+        """Select ``run_ids`` again (those still listed) without changing the page."""
+        wanted, selection = set(run_ids), QItemSelection()
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            if self.proxy.data(index, RUN_ID_ROLE) in wanted:
+                selection.select(index, index)
+        model = self.table.selectionModel()
+        model.blockSignals(True)
+        model.select(
+            selection,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        model.blockSignals(False)
+        self.table.viewport().update()
+        self._update_actions(self.selected_ids())
+
+    def _update_actions(self, ids: list[int]) -> None:
         self.compare_button.setEnabled(len(ids) >= 2)
         self.inspect_button.setEnabled(len(ids) == 1)
+
+    def _selection_changed(self, *_args) -> None:
+        ids = self.selected_ids()
+        self._update_actions(ids)
         current = ids[-1] if ids else None
         if current != self.page.run_id:
             self.maps_key = None
