@@ -19,3 +19,7 @@ class ConfigError(CafeError):
 
 class CheckpointError(CafeError):
     """A checkpoint is missing, unreadable, or does not match its run."""
+
+
+class DivergedError(CafeError):
+    """Training produced a loss that is not a finite number."""

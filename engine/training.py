@@ -33,7 +33,7 @@ from engine.batches import TrainSampler
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.data.split import Split
 from engine.device import resolve_device
-from engine.errors import ConfigError
+from engine.errors import ConfigError, DivergedError
 from engine.evaluation import PROTOCOLS, EvalResult, evaluate, metric_names
 from engine.models.base import Recommender, check_bounds, param
 
@@ -360,9 +360,10 @@ class Trainer:
                 done = self._end_epoch(epoch, batches, epoch_start)
                 yield done
                 if not all(math.isfinite(v) for v in done.losses.values()):
-                    raise FloatingPointError(
-                        f"the training loss became {done.losses} at epoch {epoch}; "
-                        "lower the learning rate or raise gradient clipping"
+                    raise DivergedError(
+                        f"the training loss became {done.losses} at epoch {epoch}: "
+                        "training diverged. Lower the learning rate (--lr) or clip "
+                        "gradients harder (a smaller positive --clip-norm)."
                     )
                 self.state.unvalidated = (
                     epoch % self.config.eval_every == 0 or epoch == self.config.epochs

@@ -214,6 +214,24 @@ def test_test_items_never_reach_training_input(ciao_split):
         assert full[-2] == ciao_split.valid_target[user]
 
 
+def test_evaluation_histories_end_before_their_target(ciao_split):
+    """Validation reads only training items; test reads them plus the validation
+    item; neither ever reads its own target."""
+    from engine.batches import eval_inputs
+
+    users = ciao_split.eval_users[:200]
+    for which in ("valid", "test"):
+        _, seqs, targets = eval_inputs(ciao_split, which, 50, users)
+        for row, user in enumerate(users):
+            train = ciao_split.train_sequence(user)
+            history = train
+            if which == "test":
+                history = np.append(train, ciao_split.valid_target[user])
+            real = seqs[row][seqs[row] > 0].numpy()
+            assert np.array_equal(real, history[-50:])
+            assert targets[row] == getattr(ciao_split, f"{which}_target")[user]
+
+
 def test_negatives_avoid_history_and_are_seeded(ciao_split):
     dataset = ciao_split.dataset
     negatives = ciao_split.negatives
@@ -304,6 +322,26 @@ def test_missing_intent_column(tmp_path):
     raw = load_raw(small_log(tmp_path))
     with pytest.raises(DataError, match=r"no column 'brand'.*--intent"):
         prepare(raw, ColumnMapping("user_id", "item_id", intent="brand"))
+
+
+def test_one_column_as_user_and_item_is_refused(tmp_path):
+    raw = load_raw(small_log(tmp_path))
+    with pytest.raises(DataError, match=r"'item_id' is mapped as both user and item"):
+        prepare(raw, ColumnMapping("item_id", "item_id"))
+
+
+def test_missing_name_column_says_which_flag(tmp_path):
+    raw = load_raw(small_log(tmp_path))
+    with pytest.raises(DataError, match=r"no column 'title' for the item name.*--name"):
+        prepare(raw, ColumnMapping("user_id", "item_id", "timestamp", name="title"))
+
+
+def test_an_item_table_that_names_items_otherwise_is_one_clear_error(tmp_path):
+    write(tmp_path / "interactions.csv", "user_id,item_id\n" + "u1,1\nu1,2\nu1,3\n")
+    write(tmp_path / "items.csv", "item_id,category\nm1,x\nm2,y\nm3,x\n")
+    raw = load_raw(tmp_path)
+    with pytest.raises(DataError, match=r"none of the 3 items.*'1', '2', '3'.*'m1'"):
+        prepare(raw, ColumnMapping("user_id", "item_id", intent="category"))
 
 
 def test_empty_file(tmp_path):

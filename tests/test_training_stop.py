@@ -63,3 +63,17 @@ def test_a_stop_in_the_final_evaluation_after_patience_resumes_to_it(ciao, tmp_p
     assert resumed.best_epoch == reference.best_epoch
     assert resumed.valid.metrics == reference.valid.metrics
     assert resumed.test.metrics == reference.test.metrics
+
+
+def test_a_diverging_run_ends_with_a_message_not_a_traceback(ciao, tmp_path):
+    """A loss that is no longer a number is a user's problem (the learning rate),
+    reported like any bad setting: the CLI and the worker show its message."""
+    from engine.errors import CafeError
+
+    spec, dataset = ciao
+    settings = SETTINGS | {"lr": 1e12, "clip_norm": 0.0, "epochs": 3}
+    run = build_run(RunSpec(spec, "sasrec", {"hidden": 16}, settings), dataset)
+    trainer = make_trainer(run, checkpoint_dir=tmp_path)
+    with pytest.raises(CafeError, match=r"diverged.*--lr"):
+        for _event in trainer.run():
+            pass

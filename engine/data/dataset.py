@@ -276,6 +276,11 @@ def _mapped_interactions(raw: RawData, mapping: ColumnMapping) -> pd.DataFrame:
         )
     _require_column(inter, mapping.user, path, "user", "--user")
     _require_column(inter, mapping.item, path, "item", "--item")
+    if mapping.user == mapping.item:
+        raise DataError(
+            f"{path}: the column {mapping.user!r} is mapped as both user and item. "
+            "Choose two different columns with --user and --item."
+        )
     frame = pd.DataFrame(
         {
             "user": _labels(inter[mapping.user]),
@@ -352,6 +357,14 @@ def _attach_intent(
     joined = frame[["item"]].merge(
         per_item, how="left", left_on="item", right_index=True
     )
+    if table is not raw.interactions and not frame["item"].isin(per_item.index).any():
+        raise DataError(
+            f"{path}: none of the {frame['item'].nunique()} items of the interactions "
+            f"is in this item table (column {mapping.item!r}: the interactions name "
+            f"items like {_examples(frame['item'])}, the item table like "
+            f"{_examples(pd.Series(per_item.index))}). Both files must name items the "
+            "same way."
+        )
     if mapping.intent is not None:
         frame["intent"] = joined[mapping.intent].to_numpy()
     if mapping.name is not None:
@@ -388,11 +401,19 @@ def _attribute_table(raw: RawData, mapping: ColumnMapping, wanted: list[str]):
     where = raw.items_path or raw.interactions_path
     columns = list(raw.items.columns) if raw.items is not None else []
     columns += list(raw.interactions.columns)
-    raise DataError(
-        f"{where}: there is no column {missing[0]!r} for the intent or item name "
-        "(columns: "
-        f"{', '.join(dict.fromkeys(map(str, columns)))}). Choose one with --intent."
+    role, flag = (
+        ("intent", "--intent")
+        if missing[0] == mapping.intent
+        else ("item name", "--name-column")
     )
+    raise DataError(
+        f"{where}: there is no column {missing[0]!r} for the {role} (columns: "
+        f"{', '.join(dict.fromkeys(map(str, columns)))}). Choose one with {flag}."
+    )
+
+
+def _examples(labels: pd.Series, count: int = 3) -> str:
+    return ", ".join(repr(str(v)) for v in labels.drop_duplicates().head(count))
 
 
 def _has_column(raw: RawData, column: str) -> bool:
