@@ -63,7 +63,8 @@ class DatasetStatsView(QWidget):
         self.table.setSizeAdjustPolicy(
             QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents
         )
-        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # ...and scrolls when the window is too short for them
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
         # item-frequency histogram: how many items were seen exactly f times
         self.histogram = make_plot(

@@ -127,7 +127,7 @@ class EmbeddingView(QWidget):
 
     def _build(self) -> None:
         self.run_box = QComboBox()
-        self.run_box.setMinimumWidth(260)
+        self.run_box.setMinimumWidth(200)
         self.method_box = QComboBox()
         self.method_box.addItem("t-SNE", "tsne")
         self.method_box.addItem("PCA", "pca")

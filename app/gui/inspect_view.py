@@ -331,7 +331,7 @@ class InspectView(QWidget):
 
     def _build(self) -> None:
         self.run_box = QComboBox()
-        self.run_box.setMinimumWidth(260)
+        self.run_box.setMinimumWidth(200)
         self.which_box = QComboBox()
         self.which_box.addItem("test item", "test")
         self.which_box.addItem("validation item", "valid")
@@ -356,7 +356,7 @@ class InspectView(QWidget):
         self.top_model = TopItemsModel()
         self.top_model.header_tips = TOP_TIPS
         self.top_table = self._table(self.top_model)
-        self.top_table.setMinimumWidth(470)
+        self.top_table.setMinimumWidth(320)
         self.attention = UserAttentionView()
         self.intents = IntentBars()
         self.tabs = QTabWidget()
@@ -382,7 +382,7 @@ class InspectView(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.order_box)
         left_layout.addWidget(self.users_table, 1)
-        left.setMinimumWidth(310)
+        left.setMinimumWidth(230)
 
         # one line per recommendation: long names are elided, never wrapped
         self.top_table.setWordWrap(False)
