@@ -496,3 +496,28 @@ def test_exports_are_kept_as_artifacts_of_their_runs(
         assert "export:comparison-table" not in {
             a.kind for a in q.artifacts(session, ids["cafe1"])
         }
+
+
+def test_save_dialogs_open_where_the_last_export_went(tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from app.gui.settings import Settings
+
+    settings = Settings(
+        QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    )
+    monkeypatch.setattr(exports, "settings", settings)
+    asked = []
+    (tmp_path / "figures").mkdir()
+    answer = str(tmp_path / "figures" / "curves")
+
+    def dialog(_parent, _title, start, _filters):
+        asked.append(start)
+        return answer, "PNG image (*.png)"
+
+    monkeypatch.setattr(exports.QFileDialog, "getSaveFileName", dialog)
+    assert exports.ask_path(None, "Export", exports.PLOT_FILTER, "a.png") == (
+        tmp_path / "figures" / "curves.png"
+    )
+    exports.ask_path(None, "Export", exports.TABLE_FILTER, "b.csv")
+    assert asked[1] == str(tmp_path / "figures" / "b.csv")

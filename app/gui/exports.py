@@ -135,12 +135,23 @@ def export_embeddings(
 # ---- dialogs for the views
 
 
+# where the save dialogs open: the workbench hands its settings over at start, and the
+# folder of the last export is remembered there (None: the working folder)
+settings = None
+
+
 def ask_path(parent: QWidget, title: str, filters: str, name: str) -> Path | None:
-    """A save dialog; the extension of the chosen filter is added when missing."""
-    chosen, selected = QFileDialog.getSaveFileName(parent, title, name, filters)
+    """A save dialog in the folder of the last export; the extension of the chosen
+    filter is added when missing."""
+    start = name
+    if settings is not None:
+        start = str(Path(settings.last_folder("export")) / name)
+    chosen, selected = QFileDialog.getSaveFileName(parent, title, start, filters)
     if not chosen:
         return None
     path = Path(chosen)
+    if settings is not None:
+        settings.set_last_folder("export", path.parent)
     if not path.suffix and "*." in selected:
         path = path.with_suffix(selected.split("*", 1)[1].split(")", 1)[0])
     return path

@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from app.gui import dialogs
+from app.gui import dialogs, exports
 from app.gui.analysis_pages import add_analysis_pages
 from app.gui.data_panel import DataPanel
 from app.gui.jobs import WorkerJobs
@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.store = store
         self.settings = settings or Settings()
+        exports.settings = self.settings  # save dialogs open where the last one saved
         self.theme = theme
         self.setWindowTitle("CaFe Workbench")
         self.setWindowIcon(app_icon())
