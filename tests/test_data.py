@@ -410,3 +410,28 @@ def test_ambiguous_folder(tmp_path):
     write(tmp_path / "b.csv", "x\n1\n")
     with pytest.raises(DataError, match="cannot tell which file"):
         load_raw(tmp_path)
+
+
+def test_reading_reports_its_progress_and_stops_when_told(tmp_path):
+    """The workbench's bar follows the bytes read; raising from the callback (its
+    cancel) ends the read at once, and the table is the same as read without it."""
+    rows = "".join(f"u{i % 500},i{i % 3000},{i}\n" for i in range(200_000))
+    path = write(tmp_path / "big" / "interactions.csv", "user_id,item_id,t\n" + rows)
+    seen = []
+    raw = load_raw(path, progress=lambda fraction, _text: seen.append(fraction))
+    assert len(seen) > 5 and seen == sorted(seen) and seen[-1] == 1.0
+    pd.testing.assert_frame_equal(raw.interactions, load_raw(path).interactions)
+
+    class Stop(Exception):
+        pass
+
+    def stop_halfway(fraction, _text):
+        if fraction > 0.5:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        load_raw(path, progress=stop_halfway)
+
+    stages = []
+    prepare(raw, progress=lambda fraction, stage: stages.append((fraction, stage)))
+    assert [f for f, _ in stages] == sorted(f for f, _ in stages) and len(stages) >= 5

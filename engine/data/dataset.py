@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -212,8 +213,14 @@ def prepare(
     mapping: ColumnMapping | None = None,
     filters: Filters | None = None,
     name: str = "",
+    progress: Callable[[float, str], None] | None = None,
 ) -> Dataset:
-    """Map, clean, filter and index the raw tables into a :class:`Dataset`."""
+    """Map, clean, filter and index the raw tables into a :class:`Dataset`.
+
+    ``progress(fraction, stage)`` is told after each stage; a caller that wants to
+    cancel raises from it.
+    """
+    report = progress or (lambda _fraction, _stage: None)
     mapping = mapping or guess_mapping(raw)
     filters = filters or Filters()
     _check_filters(filters)
@@ -221,8 +228,11 @@ def prepare(
 
     # interactions in file order with a numeric sort key for time
     frame = _mapped_interactions(raw, mapping)
+    report(0.25, "joining item attributes")
     frame, intent_path = _attach_intent(raw, mapping, frame, notes)
+    report(0.45, "statistics before the filters")
     stats_before = compute_stats(frame)
+    report(0.6, "filtering")
 
     # duplicates, then items below k, then short users; each filter once
     frame = _filter(frame, filters, notes)
@@ -234,8 +244,11 @@ def prepare(
         )
 
     # time order within each user; ties keep file order or a seeded shuffle
+    report(0.7, "ordering by time")
     frame = _order(frame, filters)
+    report(0.8, "indexing")
     dataset = _index(frame, mapping, filters, name or raw.interactions_path.parent.name)
+    report(0.9, "statistics")
     dataset.source = str(raw.interactions_path)
     dataset.intent_source = str(intent_path or raw.interactions_path)
     dataset.stats = compute_stats(frame)

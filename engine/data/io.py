@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ def load_raw(
 ) -> RawData:
     """Read a dataset from a file or folder, pairing an item table when one is found.
 
-    ``progress(fraction, text)`` is told before each table is read, weighted by file
-    size; a caller that wants to cancel raises from it.
+    ``progress(fraction, text)`` is told as the bytes of each table are read (text
+    tables every 256 KiB or so, Parquet once), the tables weighted by file size; a
+    caller that wants to cancel raises from it, which ends the read at once.
     """
     path = Path(path)
     if not path.exists():
@@ -66,9 +68,15 @@ def load_raw(
     total, done = max(sum(sizes.values()), 1), 0
     tables = {}
     for table in sizes:
+        read = None
         if progress is not None:
             progress(done / total, f"reading {table.name}")
-        tables[table] = read_table(table)
+
+            def read(fraction, table=table, start=done):
+                share = (start + fraction * sizes[table]) / total
+                progress(share, f"reading {table.name}")
+
+        tables[table] = read_table(table, progress=read)
         done += sizes[table]
     if progress is not None:
         progress(1.0, "read")
@@ -117,8 +125,16 @@ def _sibling_items(inter_path: Path) -> Path | None:
     return None
 
 
-def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
-    """Read one table; ``nrows`` limits the rows read (for previews)."""
+def read_table(
+    path: str | Path,
+    nrows: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> pd.DataFrame:
+    """Read one table; ``nrows`` limits the rows read (for previews).
+
+    ``progress(fraction of the file's bytes read)`` is called as a text table is read
+    (whatever it raises ends the read); the table is the same with or without it.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -126,9 +142,9 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
             frame = pd.read_parquet(path)
             frame = frame.head(nrows) if nrows is not None else frame
         elif suffix in (".inter", ".item"):
-            frame = _read_atomic(path, nrows)
+            frame = _read_atomic(path, nrows, progress)
         else:
-            frame = _read_delimited(path, nrows)
+            frame = _read_delimited(path, nrows, progress)
     except DataError:
         raise
     except (pd.errors.ParserError, ValueError, OSError) as exc:
@@ -143,21 +159,50 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     return frame
 
 
-def _read_delimited(path: Path, nrows: int | None) -> pd.DataFrame:
+class _ReportingReader(io.RawIOBase):
+    """A binary file that reports the share of its bytes read so far on each read."""
+
+    def __init__(self, fh, size: int, progress: Callable[[float], None]):
+        self.fh, self.size, self.progress = fh, max(size, 1), progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.fh.readinto(buffer)
+        self.progress(min(1.0, self.fh.tell() / self.size))
+        return count
+
+
+def _read_csv(path: Path, progress: Callable[[float], None] | None, **options):
+    """``pd.read_csv`` of ``path``, through a reporting reader when asked for
+    progress (the parser reads its input in blocks, so the share moves as it parses)."""
+    if progress is None:
+        return pd.read_csv(path, **options)
+    with open(path, "rb") as fh:
+        reader = io.BufferedReader(_ReportingReader(fh, _size(path), progress))
+        return pd.read_csv(reader, **options)
+
+
+def _read_delimited(
+    path: Path, nrows: int | None, progress: Callable[[float], None] | None = None
+) -> pd.DataFrame:
     encoding = detect_encoding(path)
     sample = _read_text_sample(path, encoding)
     if not sample.strip():
         raise DataError(f"{path}: the file is empty.")
     sep = sniff_delimiter(sample, path.suffix.lower())
     try:
-        return pd.read_csv(
-            path, sep=sep, encoding=encoding, nrows=nrows, low_memory=False
+        return _read_csv(
+            path, progress, sep=sep, encoding=encoding, nrows=nrows, low_memory=False
         )
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty.") from exc
 
 
-def _read_atomic(path: Path, nrows: int | None) -> pd.DataFrame:
+def _read_atomic(
+    path: Path, nrows: int | None, progress: Callable[[float], None] | None = None
+) -> pd.DataFrame:
     """RecBole atomic file: tab-separated, header ``name:type``; token columns stay
     text."""
     encoding = detect_encoding(path)
@@ -171,8 +216,9 @@ def _read_atomic(path: Path, nrows: int | None) -> pd.DataFrame:
         names.append(name)
         if kind in ("token", "token_seq", "float_seq"):
             dtypes[name] = "string"
-    frame = pd.read_csv(
+    frame = _read_csv(
         path,
+        progress,
         sep="\t",
         encoding=encoding,
         nrows=nrows,
