@@ -113,6 +113,7 @@ class AttentionView(QWidget):
         key = self.current_key()
         if key is None:
             self.image.clear()
+            self._levels(np.zeros((0, 0)))
             self.caption.setVisible(True)
             return
         self.caption.setVisible(False)
@@ -120,12 +121,38 @@ class AttentionView(QWidget):
         # (L, L) -> (n, n): the first n query and key positions
         shown = np.asarray(self.maps[key], dtype=np.float32)[:n, :n]
         self.image.setImage(shown, autoLevels=False)
-        top = float(shown.max()) if shown.size else 1.0
-        self.colorbar.setLevels((0.0, max(top, 1e-6)))
+        self._levels(shown)
         self.plot.getPlotItem().setTitle(f"Average attention: {key}", size="10pt")
         self.plot.getPlotItem().setRange(
             xRange=(0, shown.shape[1]), yRange=(0, shown.shape[0]), padding=0.02
         )
+
+    def _levels(self, shown: np.ndarray) -> None:
+        """Colour range 0 to :func:`colour_top`; the colour bar says when it clips."""
+        top = colour_top(shown)
+        peak = float(shown.max()) if shown.size else 0.0
+        self.colorbar.setLevels((0.0, top))
+        label, tip = "weight", ""
+        if peak > top:
+            label = f"weight (clipped at {top:.3g})"
+            tip = (
+                f"Colours run from 0 to {top:.3g}, the largest weight outside query "
+                f"row 0. Row 0 reaches {peak:.3g} (the first position can attend "
+                "only to itself) and is drawn in the top colour."
+            )
+        self.colorbar.getAxis("left").setLabel(label)
+        self.plot.setToolTip(tip)
+
+
+def colour_top(shown: np.ndarray) -> float:
+    """Top of a map's colour range: its largest weight outside query row 0.
+
+    Under the causal mask the first position attends only to itself, so cell (0, 0)
+    is 1 in every map; a range up to it would leave the rest of the map dark.
+    """
+    rest = shown[1:] if len(shown) > 1 else shown
+    top = float(rest.max()) if rest.size else 1.0
+    return max(top, 1e-6)
 
 
 def main() -> int:

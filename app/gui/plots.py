@@ -44,8 +44,11 @@ def series_pen(index: int, width: float = 2.0) -> pg.QtGui.QPen:
     return pg.mkPen(SERIES[index % len(SERIES)], width=width)
 
 
-def add_curve(plot: pg.PlotWidget, index: int, name: str, symbols: bool = False):
-    """One curve, created once; long series are downsampled and clipped to the view."""
+def add_curve(plot: pg.PlotWidget, index: int, name: str, symbols: bool = True):
+    """One curve, created once; long series are downsampled and clipped to the view.
+
+    ``symbols``: a small dot on every point. On by default: a line needs two points,
+    so a curve after its first epoch would show nothing without one."""
     curve = plot.plot(
         [],
         [],

@@ -261,7 +261,8 @@ class RunPage(QWidget):
         for index, (name, rows) in enumerate(train.groupby("name", sort=True)):
             curve = self.loss_curves.get(name)
             if curve is None:
-                curve = add_curve(self.loss_plot, index, name)
+                # with a dot per epoch, so that the first epoch's loss shows too
+                curve = add_curve(self.loss_plot, index, name, symbols=True)
                 self.loss_legend.addItem(curve, name)
                 self.loss_curves[name] = curve
             curve.setData(rows["epoch"].to_numpy(float), rows["value"].to_numpy(float))

@@ -123,13 +123,41 @@ def plot_foreground(dark: bool) -> str:
 
 
 def style_plot(plot: pg.PlotWidget, dark: bool) -> None:
-    """Recolour one plot's background, axes and labels for the current scheme."""
+    """Recolour one plot's background and every text in it for the current scheme.
+
+    pyqtgraph fixes a text's colour when the text is set, so a scheme change must
+    reach each piece: every axis (its line, ticks, tick text and label) of the plot
+    and of any colour bar, titles, legend labels and neutral grey text items.
+    """
     plot.setBackground(plot_background(dark))
-    pen = pg.mkPen(plot_foreground(dark))
-    for name in ("left", "bottom"):
-        axis = plot.getPlotItem().getAxis(name)
-        axis.setPen(pen)
-        axis.setTextPen(pen)
+    colour = QColor(plot_foreground(dark))
+    for item in plot.scene().items():
+        restyle_item(item, colour)
+
+
+def restyle_item(item, colour: QColor) -> None:
+    """Give one pyqtgraph item's text (and an axis its line) the colour ``colour``."""
+    if isinstance(item, pg.AxisItem):
+        item.setPen(colour)
+        item.setTextPen(colour)
+    elif isinstance(item, pg.LegendItem):
+        # labels added later take this colour; the present ones are LabelItems too
+        item.setLabelTextColor(colour)
+    elif isinstance(item, pg.LabelItem):
+        # titles and legend labels: the colour is baked into the label's HTML when
+        # the text is set, so set the text again
+        item.setAttr("color", colour)
+        if item.text:
+            item.setText(item.text)
+    elif isinstance(item, pg.TextItem) and is_neutral(item.color):
+        # grey text is plain text and follows the scheme; coloured text keeps its
+        # colour, which means something (the held-out item, say)
+        item.setColor(colour)
+
+
+def is_neutral(colour: QColor) -> bool:
+    """Whether ``colour`` is a grey (black and white included), not a hue."""
+    return colour.hslSaturationF() < 0.1
 
 
 def apply_fusion(app: QApplication) -> None:
