@@ -43,7 +43,12 @@ from app.gui import dialogs, exports
 from app.gui.plots import make_plot
 from app.gui.run_source import Comparison, RunSource
 from app.gui.tasks import Task, TaskState
-from app.gui.theme import category_colour
+from app.gui.theme import (
+    category_colour,
+    muted_foreground,
+    palette_is_dark,
+    plot_foreground,
+)
 from engine import reporting
 from engine.inspect import FREQUENCY_EDGES, LENGTH_EDGES, breakdown
 
@@ -303,7 +308,7 @@ def grouped_bars(
             plot.addItem(
                 pg.ErrorBarItem(
                     x=x, y=heights, height=2 * spread, beam=width * 0.4,
-                    pen=pg.mkPen("#404040"),
+                    pen=pg.mkPen(plot_foreground(palette_is_dark())),
                 )
             )  # fmt: skip
     plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(groups))])
@@ -627,7 +632,9 @@ class CompareView(QWidget):
         # a bucket without users is marked, so it does not read as a score of zero
         for position, users in enumerate(first["users"]):
             if users == 0:
-                empty = pg.TextItem("no users", color="#808080", anchor=(0.5, 1.0))
+                empty = pg.TextItem(
+                    "no users", color=muted_foreground(), anchor=(0.5, 1.0)
+                )
                 empty.setPos(position, 0.0)
                 plot.addItem(empty)
         what = "target frequency" if name == "frequency" else "history length"

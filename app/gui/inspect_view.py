@@ -42,6 +42,7 @@ from app.gui.embedding_view import intent_colour
 from app.gui.frame_model import FrameModel
 from app.gui.run_source import RunSource
 from app.gui.tasks import Task, TaskState
+from app.gui.theme import muted_foreground
 from engine.errors import CafeError
 from engine.evaluation import evaluate
 from engine.experiment import PreparedRun
@@ -238,7 +239,10 @@ class HistoryTimeline(pg.PlotWidget):
     def _labels(self, ds, items: np.ndarray) -> None:
         for x in range(max(0, len(items) - LABELLED), len(items)):
             label = pg.TextItem(
-                _short(ds, int(items[x])), anchor=(0, 0.5), angle=70, color="#606060"
+                _short(ds, int(items[x])),
+                anchor=(0, 0.5),
+                angle=70,
+                color=muted_foreground(),
             )
             label.setPos(x, 0.18)
             font = QFont()

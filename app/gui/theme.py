@@ -122,6 +122,13 @@ def plot_foreground(dark: bool) -> str:
     return "#d0d0d0" if dark else "#303030"
 
 
+def muted_foreground(dark: bool | None = None) -> str:
+    """Grey for secondary text drawn in plots (labels, "no users"), readable on the
+    theme's background; ``None``: the theme now in use."""
+    dark = palette_is_dark() if dark is None else dark
+    return "#a0a0a0" if dark else "#606060"
+
+
 def style_plot(plot: pg.PlotWidget, dark: bool) -> None:
     """Recolour one plot's background and every text in it for the current scheme.
 
