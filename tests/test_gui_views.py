@@ -16,7 +16,7 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from app.gui import dialogs, exports
+from app.gui import dialogs, embedding_view, exports
 from app.gui.compare_view import CompareView
 from app.gui.embedding_view import EmbeddingView
 from app.gui.inspect_view import InspectView
@@ -289,7 +289,9 @@ def test_inspect_drops_a_user_scored_for_the_run_shown_before(
     )
 
 
-def test_embedding_projection_completes_and_cancels(qtbot, store_runs, no_dialogs):
+def test_embedding_projection_completes_and_cancels(
+    qtbot, store_runs, no_dialogs, monkeypatch
+):
     store, ids = store_runs
     view = EmbeddingView(StoreSource(store))
     qtbot.addWidget(view)
@@ -302,6 +304,27 @@ def test_embedding_projection_completes_and_cancels(qtbot, store_runs, no_dialog
     assert view.count_label.text() == f"{num_items} of {num_items} items shown"
     view.filter_box.setCurrentIndex(view.filter_box.findData("infrequent"))
     assert 0 < len(view.visible_items()) < num_items
+
+    # kept in the run's folder: a view of the next session shows it without
+    # projecting again
+    kept = store.run_dir(ids["sasrec"]) / "projections" / "pca_0.npz"
+    assert kept.is_file()
+    again = EmbeddingView(StoreSource(store))
+    qtbot.addWidget(again)
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("projected again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(embedding_view, "project", never)
+        again.show_run(ids["sasrec"])
+        again.method_box.setCurrentIndex(again.method_box.findData("pca"))
+        with qtbot.waitSignal(again.computed, timeout=WAIT_MS):
+            again.compute()
+    np.testing.assert_array_equal(
+        again.projections[(ids["sasrec"], ("pca", 0))],
+        view.projections[(ids["sasrec"], ("pca", 0))],
+    )
 
     # another run, not projected yet: the plot empties rather than keep the first
     # run's points under the new run's name; back to the first, its cached points

@@ -2,14 +2,16 @@
 Figure 2c/d).
 
 The projection's parameters are set first; "Project" computes it on a worker thread
-with progress and cancel, and the result is kept per run and parameters, so switching
-back is instant. The frequency filter keeps, per intent, the most or least trained-on
-items: the paper shows that CaFe's embeddings of infrequent items still cluster by
-intent where SASRec's do not. Hovering a point names the item.
+with progress and cancel, and the result is kept per run and parameters, in memory and
+in the run's folder, so switching back is instant and a projection once computed is
+there again in the next session. The frequency filter keeps, per intent, the most or
+least trained-on items: the paper shows that CaFe's embeddings of infrequent items
+still cluster by intent where SASRec's do not. Hovering a point names the item.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -95,6 +97,11 @@ def compute_projection(
     """Worker-thread part: rebuild the run if needed, then project items 1..V."""
     state.progress(0.0, "loading the run")
     data = known or embedding_data(source.trained(run_id))
+    cache = projection_cache(source, run_id, params)
+    stamp = embedding_stamp(data.embeddings)
+    kept = read_projection(cache, stamp, len(data.labels) - 1)
+    if kept is not None:
+        return run_id, params.key(), data, kept
     state.progress(0.05, f"{params.method.upper()} of {len(data.labels) - 1} items")
 
     def report(fraction: float) -> None:
@@ -104,7 +111,52 @@ def compute_projection(
         coords = project(data.embeddings[1:], params, lambda: state.cancelled, report)
     except InterruptedError:
         raise Cancelled() from None
+    write_projection(cache, stamp, coords)
     return run_id, params.key(), data, coords
+
+
+# ---- projections kept on disk, per run and parameters
+
+
+def projection_cache(source: RunSource, run_id: int, params: ProjectionParams):
+    """The file a run's projection with these parameters is kept in, or None."""
+    folder = source.cache_dir(run_id)
+    if folder is None:
+        return None
+    parts = [f"{p:g}" if isinstance(p, float) else str(p) for p in params.key()]
+    return folder / ("_".join(parts) + ".npz")
+
+
+def embedding_stamp(embeddings: np.ndarray) -> str:
+    """A fingerprint of the embeddings a projection was computed from."""
+    return hashlib.sha1(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
+
+
+def read_projection(path, stamp: str, items: int) -> np.ndarray | None:
+    """The kept projection of the same embeddings, or None (none, stale, unreadable)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            coords, kept_stamp = kept["coords"], str(kept["stamp"])
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring the unreadable projection %s (%s)", path, exc)
+        return None
+    if kept_stamp != stamp or coords.shape != (items, 2):
+        return None
+    return coords
+
+
+def write_projection(path, stamp: str, coords: np.ndarray) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, coords=coords, stamp=np.array(stamp))
+        partial.replace(path)
+    except OSError as exc:  # a cache: the projection is shown all the same
+        log.warning("could not keep the projection in %s (%s)", path, exc)
 
 
 class EmbeddingView(QWidget):

@@ -63,6 +63,11 @@ class RunSource(Protocol):
 
     def record_export(self, run_ids: list[int], what: str, path: Path) -> None: ...
 
+    def cache_dir(self, run_id: int) -> Path | None:
+        """A folder for what is computed from a finished run (its 2-D projections),
+        removed with the run; None: nothing is kept on disk."""
+        ...
+
 
 class _Recent:
     """A small thread-safe most-recently-used cache."""
@@ -148,6 +153,9 @@ class StoreSource:
         from app.gui.exports import record_in_store
 
         record_in_store(self.store, run_ids, what, path)
+
+    def cache_dir(self, run_id: int) -> Path | None:
+        return self.store.run_dir(run_id) / "projections"
 
 
 # ---- fake data for running a view alone
@@ -250,3 +258,7 @@ class FakeSource:
 
     def record_export(self, run_ids: list[int], what: str, path: Path) -> None:
         """Nothing to record without a store."""
+
+    def cache_dir(self, run_id: int) -> Path | None:
+        """Nothing is kept on disk for synthetic runs."""
+        return None
