@@ -73,7 +73,11 @@ class AttentionView(QWidget):
         ):
             bar.addWidget(QLabel(label))
             bar.addWidget(widget)
+            bar.addSpacing(8)
         bar.addWidget(self.caption, 1)
+        # the selectors keep their own width, next to their labels, when the caption
+        # is hidden too
+        bar.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
