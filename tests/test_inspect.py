@@ -157,3 +157,20 @@ def test_evaluate_of_one_user_matches_all_users(trained_cafe):
     alone = evaluate(run.model, run.split, "test", "sampled", users=np.array([user]))
     stored = result.test.per_user.set_index("user").loc[user]
     assert alone.per_user["rank"].iloc[0] == stored["rank"]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "ssept", "fdsa"])
+def test_bce_models_show_their_item_probability(ciao_split, model):
+    """Models trained with binary cross-entropy score an item by a logit whose sigmoid
+    is its probability: the top-K shows it beside the score."""
+    spec = RunSpec(
+        DataSpec(path="unused"),
+        model,
+        {"hidden": 16, "max_len": 20},
+        {"seed": 0, "device": "cpu"},
+    ).resolved()
+    run = build_run(spec, ciao_split.dataset)
+    run.model.eval()
+    view = inspect_user(run, int(ciao_split.eval_users[0]), "test", k=5)
+    expected = 1 / (1 + np.exp(-view.top["score"].to_numpy()))
+    np.testing.assert_allclose(view.top["item_prob"], expected, rtol=1e-5)

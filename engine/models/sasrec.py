@@ -86,6 +86,12 @@ class SASRec(Recommender):
         scores = (self.embed.weight[candidates] @ h.unsqueeze(-1)).squeeze(-1)
         return scores.masked_fill(candidates == 0, float("-inf"))
 
+    def explain(self, batch: EvalBatch) -> dict[str, Tensor]:
+        # trained with binary cross-entropy: the sigmoid of an item's score is the
+        # model's probability that it comes next
+        score = self.score_all(batch)
+        return {"item_logit": score, "score": score}
+
     def attention_maps(self, batch: EvalBatch) -> dict[str, Tensor]:
         return record_attention({"item": self.encoder}, lambda: self.encode(batch.seq))
 

@@ -164,6 +164,12 @@ class SSEPT(Recommender):
         scores = (items @ h_item.unsqueeze(-1)).squeeze(-1) + user_term[:, None]
         return scores.masked_fill(candidates == 0, float("-inf"))
 
+    def explain(self, batch: EvalBatch) -> dict[str, Tensor]:
+        # trained with binary cross-entropy: the sigmoid of an item's score is the
+        # model's probability that it comes next
+        score = self.score_all(batch)
+        return {"item_logit": score, "score": score}
+
     def attention_maps(self, batch: EvalBatch) -> dict[str, Tensor]:
         return record_attention(
             {"item": self.encoder}, lambda: self.encode(batch.users, batch.seq)
