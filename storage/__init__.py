@@ -12,7 +12,8 @@ The API the workbench and the worker use:
   yields a Session that commits on success; ``Store.transact(fn, *args)`` runs
   ``fn(session, *args)`` in one write transaction, retried while another process holds
   the lock - use it for writes. One Store per process; one session per thread.
-- ``storage.queries`` (Session first): ``register_dataset``, ``list_datasets``,
+- ``storage.queries`` (Session first): ``register_dataset`` (data paths stored
+  absolute; ``name=`` names or renames the version), ``list_datasets``,
   ``get_dataset``, ``create_run``, ``list_runs`` (``RunSummary``: id, model, dataset,
   dataset_id, status, seed, protocol, device, created, started, finished, seconds,
   epochs, max_epochs, best_epoch, best, test, error, batch, batches, heartbeat),
@@ -23,8 +24,10 @@ The API the workbench and the worker use:
   ``"item layer 1 head 2"``, (L, L) float32), ``checkpoint_path``, ``set_status``,
   ``mark_stale_runs``, ``mark_stale_run``, ``delete_run``, ``run_spec``; the worker's
   writers ``start_run``, ``add_metrics``, ``update_progress``, ``beat``,
-  ``add_attention``, ``add_user_results``, ``append_log``, ``record_artifact``,
-  ``record_export``.
+  ``add_attention``, ``add_user_results``, ``append_log``, ``record_artifact``
+  (``file_digest`` hashes a file before the transaction), ``record_export``.
+  ``storage.store.after_commit(session, work)`` runs ``work`` once the session has
+  committed (``delete_run`` removes the run's folder so).
 - ``app.worker.launch_worker(run_id, db_url, threads=1, resume=False) -> Popen``,
   ``app.worker.cancel_worker(popen)`` (SIGTERM), ``app.worker.worker_command(...)``
   (the argv, for a launcher of its own) and ``app.worker.settle_run(store, run_id,

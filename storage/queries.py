@@ -15,7 +15,7 @@ import shutil
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,20 @@ from storage.schema import (
     UserResultRow,
     utcnow,
 )
+from storage.store import after_commit
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 300
-# a worker on another host that has not written for this long is taken for dead
-STALE_AFTER = timedelta(minutes=10)
+# how often a training worker writes its heartbeat within an epoch (app.worker)
+BEAT_SECONDS = 2.0
+# a worker that has not written for this long is taken for dead, on any host (a pid
+# can be reused, after a reboot above all). Far above the beat: a validation, the
+# final evaluation or reading a large dataset write nothing for a while.
+STALE_AFTER = max(timedelta(seconds=10 * BEAT_SECONDS), timedelta(minutes=10))
+# a worker's own process starts before its first heartbeat; the margin covers the
+# boot time in /proc (whole seconds) and a clock set forward while it loads its data
+PID_START_SLACK = timedelta(seconds=30)
 # the stderr of a worker the workbench started, in its run folder (app.gui.jobs)
 WORKER_ERRORS_FILE = "worker.err"
 # lines of that file attached to the error of a run found stale
@@ -114,28 +122,35 @@ def spec_hash(data_spec: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def register_dataset(session: Session, data_spec: dict[str, Any], dataset) -> int:
+def register_dataset(
+    session: Session,
+    data_spec: dict[str, Any],
+    dataset,
+    *,
+    name: str | None = None,
+) -> int:
     """The id of this dataset version, adding it on first sight.
 
     ``dataset`` is an ``engine.data.Dataset``; the same content read with the same spec
-    is one row however often it is registered.
+    is one row however often it is registered. Its paths are stored absolute, so a
+    worker in another folder reads the same files. ``name`` (default: the dataset's
+    own) is the name shown for it; given for a version already registered under
+    another name, it renames that row.
     """
-    key = spec_hash(data_spec)
-    found = session.scalar(
-        select(DatasetRow.id).where(
-            DatasetRow.content_hash == dataset.hash, DatasetRow.spec_hash == key
-        )
-    )
-    if found is not None:
-        return found
+    stored = absolute_data_spec(data_spec)
+    row = _registered(session, dataset.hash, stored, data_spec)
+    if row is not None:
+        if name is not None and row.name != name:
+            row.name = name
+        return row.id
     row = DatasetRow(
-        name=dataset.name,
-        path=str(data_spec.get("path", "")),
-        items_path=data_spec.get("items_path"),
-        mapping=_jsonable(data_spec.get("mapping") or dataset.mapping.to_dict()),
-        filters=_jsonable(data_spec.get("filters") or dataset.filters.to_dict()),
+        name=name if name is not None else dataset.name,
+        path=str(stored.get("path", "")),
+        items_path=stored.get("items_path"),
+        mapping=_jsonable(stored.get("mapping") or dataset.mapping.to_dict()),
+        filters=_jsonable(stored.get("filters") or dataset.filters.to_dict()),
         content_hash=dataset.hash,
-        spec_hash=key,
+        spec_hash=spec_hash(stored),
         stats=_jsonable(dataset.stats),
         stats_before=_jsonable(dataset.stats_before),
         notes=list(dataset.notes),
@@ -143,6 +158,48 @@ def register_dataset(session: Session, data_spec: dict[str, Any], dataset) -> in
     session.add(row)
     session.flush()
     return row.id
+
+
+def _registered(
+    session: Session, content: str, stored: dict[str, Any], typed: dict[str, Any]
+) -> DatasetRow | None:
+    """The row of this content and spec; one an older workbench stored with the
+    paths as typed gets the absolute ones now."""
+    key = spec_hash(stored)
+    for wanted in dict.fromkeys((key, spec_hash(typed))):
+        row = session.scalar(
+            select(DatasetRow).where(
+                DatasetRow.content_hash == content, DatasetRow.spec_hash == wanted
+            )
+        )
+        if row is not None:
+            break
+    else:
+        return None
+    if row.spec_hash != key:
+        row.path = str(stored.get("path", ""))
+        row.items_path = stored.get("items_path")
+        row.spec_hash = key
+    return row
+
+
+def absolute_data_spec(data_spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a data spec (``DataSpec.to_dict()``) with ``path`` and ``items_path``
+    made absolute against the current folder; the caller's dict is left alone."""
+    found = dict(data_spec)
+    for key in ("path", "items_path"):
+        value = found.get(key)
+        # a URL (another filesystem) means the same from every folder
+        if value and "://" not in str(value):
+            found[key] = os.path.abspath(os.path.expanduser(str(value)))
+    return found
+
+
+def _absolute_run_spec(run_spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a run spec whose data paths are absolute."""
+    if not run_spec.get("data"):
+        return dict(run_spec)
+    return {**run_spec, "data": absolute_data_spec(run_spec["data"])}
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
@@ -195,14 +252,15 @@ def _dataset_summary(row: DatasetRow, runs: int) -> DatasetSummary:
 
 
 def create_run(session: Session, run_spec: dict[str, Any], dataset_id: int) -> int:
-    """A queued run of ``run_spec`` (``RunSpec.resolved().to_dict()``) on a dataset."""
+    """A queued run of ``run_spec`` (``RunSpec.resolved().to_dict()``) on a dataset;
+    its data paths are stored absolute, so it resumes from any folder."""
     if session.get(DatasetRow, dataset_id) is None:
         raise StoreError(f"dataset {dataset_id} is not in the run store.")
     train = run_spec.get("train") or {}
     row = RunRow(
         dataset_id=dataset_id,
         model=run_spec["model"],
-        spec=_jsonable(run_spec),
+        spec=_jsonable(_absolute_run_spec(run_spec)),
         seed=int(train.get("seed", 0)),
         protocol=str(train.get("protocol", "sampled")),
         status="queued",
@@ -222,8 +280,11 @@ def find_runs(
     status: Sequence[str],
 ) -> list[int]:
     """Ids of the runs of exactly ``run_spec`` on a dataset whose status is one of
-    ``status``, newest first (how ``compare --store`` finds a run to resume)."""
-    wanted = _jsonable(run_spec)
+    ``status``, newest first (how ``compare --store`` finds a run to resume).
+
+    Paths compare as stored (absolute); a run an older workbench stored with the
+    paths as typed is found too."""
+    wanted = (_jsonable(_absolute_run_spec(run_spec)), _jsonable(run_spec))
     rows = session.execute(
         select(RunRow.id, RunRow.spec)
         .where(
@@ -233,7 +294,7 @@ def find_runs(
         )
         .order_by(RunRow.id.desc())
     ).all()
-    return [run_id for run_id, spec in rows if spec == wanted]
+    return [run_id for run_id, spec in rows if spec in wanted]
 
 
 def list_runs(
@@ -696,15 +757,22 @@ def data_dir_of(session: Session) -> Path:
     return Path(data_dir)
 
 
-def record_artifact(session: Session, run_id: int, kind: str, path: Path) -> None:
-    """Record (or refresh) a file under the data folder with its size and hash."""
-
+def record_artifact(
+    session: Session,
+    run_id: int,
+    kind: str,
+    path: Path,
+    digest: tuple[int, str] | None = None,
+) -> None:
+    """Record (or refresh) a file under the data folder with its size and hash;
+    ``digest`` (:func:`file_digest`, taken before the transaction) keeps the hashing
+    of a large checkpoint out of the write lock."""
     root = data_dir_of(session).resolve()
     path = Path(path).resolve()
     if not path.is_relative_to(root):
         raise UnsafePathError(f"{path} is outside the run store's folder {root}.")
     relative = path.relative_to(root).as_posix()
-    _upsert_artifact(session, run_id, kind, relative, path)
+    _upsert_artifact(session, run_id, kind, relative, path, digest)
 
 
 def record_export(session: Session, run_id: int, what: str, path: Path) -> None:
@@ -722,14 +790,25 @@ def record_export(session: Session, run_id: int, what: str, path: Path) -> None:
     _upsert_artifact(session, run_id, kind, str(path), path)
 
 
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, as an artifact records them."""
+    from engine.checkpoint import file_sha256
+
+    return Path(path).stat().st_size, file_sha256(path)
+
+
 def _upsert_artifact(
-    session: Session, run_id: int, kind: str, stored: str, path: Path
+    session: Session,
+    run_id: int,
+    kind: str,
+    stored: str,
+    path: Path,
+    digest: tuple[int, str] | None = None,
 ) -> None:
     """The run's artifact of ``kind``, added or replaced: ``stored`` path, size and
     hash of the file at ``path``."""
-    from engine.checkpoint import file_sha256
-
-    values = {"path": stored, "size": path.stat().st_size, "sha256": file_sha256(path)}
+    size, sha256 = digest if digest is not None else file_digest(path)
+    values = {"path": stored, "size": size, "sha256": sha256}
     row = session.scalar(
         select(ArtifactRow).where(
             ArtifactRow.run_id == int(run_id), ArtifactRow.kind == kind
@@ -791,8 +870,8 @@ def checkpoint_path(session: Session, run_id: int, which: str = "best") -> Path:
 
 
 def delete_run(session: Session, run_id: int) -> None:
-    """Delete a run's rows and its folder of files; a live run must be cancelled
-    first."""
+    """Delete a run's rows and, once that has committed, its folder of files; a live
+    run must be cancelled first."""
     run = _run(session, run_id)
     if run.status == "running" and not _worker_gone(run):
         raise StoreError(f"run {run_id} is still running; cancel it first.")
@@ -800,7 +879,13 @@ def delete_run(session: Session, run_id: int) -> None:
     folder = (root / "runs" / str(run.id)).resolve()
     session.delete(run)
     session.flush()
-    if folder.is_relative_to(root / "runs") and folder.is_dir():
+    # a transaction that fails later keeps the rows, and so their checkpoints too
+    if folder.is_relative_to(root / "runs"):
+        after_commit(session, lambda: _remove_folder(folder))
+
+
+def _remove_folder(folder: Path) -> None:
+    if folder.is_dir():
         shutil.rmtree(folder)
 
 
@@ -809,11 +894,36 @@ def delete_run(session: Session, run_id: int) -> None:
 
 
 def _worker_gone(run: RunRow) -> bool:
-    """Whether the worker that claimed a run is dead: by its pid on this host, by its
-    heartbeat on another."""
+    """Whether the worker that claimed a run is dead: silent for ``STALE_AFTER`` on
+    any host; on this one also its pid ended, or now belongs to a process started
+    after the worker last wrote (the pid was reused, e.g. after a reboot)."""
+    if run.heartbeat is None or utcnow() - run.heartbeat > STALE_AFTER:
+        return True
     if run.host and run.host != socket.gethostname():
-        return run.heartbeat is None or utcnow() - run.heartbeat > STALE_AFTER
-    return not _pid_alive(run.pid)
+        return False
+    if not _pid_alive(run.pid):
+        return True
+    started = _process_started(run.pid)
+    return started is not None and started > run.heartbeat + PID_START_SLACK
+
+
+def _process_started(pid: int) -> datetime | None:
+    """When process ``pid`` started (naive UTC, like the store's times), from Linux's
+    /proc; None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # clock ticks after boot, field 22; the name in field 2 may hold spaces
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        hertz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    seconds = boot + ticks / hertz
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
 
 
 def _pid_alive(pid: int | None) -> bool:

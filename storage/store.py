@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 APP_NAME = "cafe-workbench"
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 8
+# Session.info key of the work to do once the session's transaction has committed
+AFTER_COMMIT = "after_commit"
 
 T = TypeVar("T")
 
@@ -45,10 +47,27 @@ def default_url() -> str:
 
 
 def to_url(path_or_url: str) -> str:
-    """A SQLAlchemy URL as it is; a plain path becomes a SQLite URL."""
-    if "://" in path_or_url:
+    """A SQLAlchemy URL; a plain path becomes a SQLite URL.
+
+    A SQLite file is always named by its absolute path, whether it came as a path or
+    as a URL (``sqlite:///rel.db``): a worker runs in the repository root, and a
+    relative name would open another file there.
+    """
+    if "://" not in path_or_url:
+        return "sqlite:///" + str(Path(path_or_url).expanduser().resolve())
+    parsed = make_url(path_or_url)
+    database = parsed.database
+    # an in-memory database and SQLite's own "file:" URIs are left as they are
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in (None, "", ":memory:")
+        or database.startswith("file:")
+    ):
         return path_or_url
-    return "sqlite:///" + str(Path(path_or_url).expanduser().resolve())
+    absolute = str(Path(database).expanduser().resolve())
+    if absolute == database:
+        return path_or_url
+    return parsed.set(database=absolute).render_as_string(hide_password=False)
 
 
 def is_locked(exc: BaseException) -> bool:
@@ -70,6 +89,9 @@ class Store:
             expire_on_commit=False,
             info=info,
         )
+        for factory in (self._reads, self._writes):
+            event.listen(factory, "after_commit", _run_after_commit)
+            event.listen(factory, "after_soft_rollback", _forget_after_commit)
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +134,28 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def after_commit(session: Session, work: Callable[[], None]) -> None:
+    """Do ``work`` once the session's transaction has committed, never when it rolls
+    back: how files on disk follow rows that are deleted (``queries.delete_run``)."""
+    # only a Store's sessions run this work; elsewhere it would be silently dropped
+    if session.info.get("data_dir") is None:
+        raise StoreError("this session was not opened by a Store; use Store.session.")
+    session.info.setdefault(AFTER_COMMIT, []).append(work)
+
+
+def _run_after_commit(session: Session) -> None:
+    for work in session.info.pop(AFTER_COMMIT, []):
+        # the rows are gone for good: a file that cannot go is left, and said
+        try:
+            work()
+        except OSError as exc:
+            log.warning("after commit: %s", exc)
+
+
+def _forget_after_commit(session: Session, _previous_transaction) -> None:
+    session.info.pop(AFTER_COMMIT, None)
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from storage import StoreError, UnsafePathError, open_store
 from storage import queries as q
 from storage.migrations import current_revision, head_revision, upgrade
 from storage.sample import METRICS, fill_store
-from storage.schema import ArtifactRow, RunRow
+from storage.schema import ArtifactRow, DatasetRow, RunRow
 
 TABLES = {"datasets", "runs", "metrics", "attention", "user_results", "artifacts"}
 
@@ -517,3 +518,146 @@ def test_runs_stamp_moves_with_every_change_list_runs_shows(store, ciao_dataset)
     assert changed()  # a status alone: the counts per status move
     store.transact(q.delete_run, other)
     assert changed()
+
+
+# ---- paths are stored absolute
+
+
+def test_relative_data_paths_are_stored_absolute(store, ciao_dataset, monkeypatch):
+    spec, dataset = ciao_dataset
+    folder = Path(spec.path)
+    monkeypatch.chdir(folder.parent)
+    typed = {**spec.to_dict(), "path": folder.name, "items_path": "sub/items.csv"}
+    run_spec = _run_spec(spec)
+    run_spec["data"] = dict(typed)
+    before = {"data": dict(typed), "run": {**run_spec, "data": dict(typed)}}
+
+    with store.session(write=True) as session:
+        dataset_id = q.register_dataset(session, typed, dataset)
+        run_id = q.create_run(session, run_spec, dataset_id)
+    # the caller's specs are not changed
+    assert typed == before["data"] and run_spec == before["run"]
+
+    # a worker in another folder reads the same files
+    monkeypatch.chdir("/")
+    with store.session() as session:
+        found = q.get_dataset(session, dataset_id)
+        stored = q.run_spec(session, run_id)["data"]
+    assert found.path == stored["path"] == str(folder)
+    assert found.spec["items_path"] == stored["items_path"]
+    assert stored["items_path"] == str(folder.parent / "sub" / "items.csv")
+
+    # the absolute spec is the same version, and finds the same run
+    absolute = {**typed, "path": str(folder), "items_path": stored["items_path"]}
+    with store.session(write=True) as session:
+        assert q.register_dataset(session, absolute, dataset) == dataset_id
+        wanted = {**run_spec, "data": absolute}
+        assert q.find_runs(session, dataset_id, wanted, ["queued"]) == [run_id]
+
+
+def test_a_dataset_stored_with_a_relative_path_gets_the_absolute_one(
+    store, ciao_dataset, monkeypatch
+):
+    spec, dataset = ciao_dataset
+    folder = Path(spec.path)
+    monkeypatch.chdir(folder.parent)
+    typed = {**spec.to_dict(), "path": folder.name}
+    with store.session(write=True) as session:
+        dataset_id = q.register_dataset(session, typed, dataset)
+        # as an older workbench stored it: the path as typed, hashed as typed
+        row = session.get(DatasetRow, dataset_id)
+        row.path, row.spec_hash = folder.name, q.spec_hash(typed)
+    with store.session(write=True) as session:
+        assert q.register_dataset(session, typed, dataset) == dataset_id
+    with store.session() as session:
+        assert q.get_dataset(session, dataset_id).path == str(folder)
+
+
+def test_register_dataset_names_and_renames_a_version(store, ciao_dataset):
+    spec, dataset = ciao_dataset
+    with store.session(write=True) as session:
+        first = q.register_dataset(session, spec.to_dict(), dataset, name="Ciao 300")
+        unnamed = q.register_dataset(session, spec.to_dict(), dataset)
+        renamed = q.register_dataset(session, spec.to_dict(), dataset, name="ciao-a")
+    assert first == unnamed == renamed
+    # without a name, a new version takes the dataset's own
+    other = {**spec.to_dict(), "items_path": "elsewhere"}
+    with store.session(write=True) as session:
+        second = q.register_dataset(session, other, dataset)
+    with store.session() as session:
+        names = {found.id: found.name for found in q.list_datasets(session)}
+    assert names == {first: "ciao-a", second: dataset.name}
+
+
+def test_a_relative_sqlite_url_names_an_absolute_file(tmp_path, monkeypatch):
+    from storage.store import to_url
+
+    monkeypatch.chdir(tmp_path)
+    opened = open_store("sqlite:///rel.db")
+    try:
+        assert opened.url == f"sqlite:///{tmp_path / 'rel.db'}"
+        assert opened.data_dir == tmp_path
+    finally:
+        opened.dispose()
+    assert to_url("sqlite:///rel.db?timeout=5") == (
+        f"sqlite:///{tmp_path / 'rel.db'}?timeout=5"
+    )
+    # absolute, in-memory and other databases stay as given
+    for url in ("sqlite:////abs/x.db", "sqlite://", "postgresql://u@host/runs"):
+        assert to_url(url) == url
+
+
+# ---- deleting and stale runs, continued
+
+
+def test_delete_run_removes_its_files_only_once_committed(store, ciao_dataset):
+    run_id = _new_run(store, ciao_dataset)
+    _save_best(store, run_id)
+    folder = store.run_dir(run_id)
+
+    # a transaction that fails after the delete keeps the rows and the files
+    with pytest.raises(RuntimeError):
+        with store.session(write=True) as session:
+            q.delete_run(session, run_id)
+            assert folder.is_dir()
+            raise RuntimeError("a later step of the same transaction failed")
+    assert folder.is_dir()
+    with store.session() as session:
+        assert q.checkpoint_path(session, run_id).is_file()
+
+    with store.session(write=True) as session:
+        q.delete_run(session, run_id)
+        assert folder.is_dir()
+    assert not folder.exists()
+
+
+def test_a_live_pid_with_an_old_heartbeat_is_stale(store, ciao_dataset):
+    from datetime import timedelta
+
+    from storage.schema import utcnow
+
+    quiet, beating, reused = (_new_run(store, ciao_dataset) for _ in range(3))
+    # a process started now: the pid of a worker that wrote two minutes ago and
+    # died, given to another program (as after a reboot)
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        with store.session(write=True) as session:
+            # this test process is alive: only the heartbeat tells the first apart
+            q.start_run(session, quiet, device="cpu")
+            q.start_run(session, beating, device="cpu")
+            q.start_run(session, reused, device="cpu", pid=newer.pid)
+            session.get(RunRow, quiet).heartbeat = (
+                utcnow() - q.STALE_AFTER - timedelta(minutes=1)
+            )
+            session.get(RunRow, reused).heartbeat = utcnow() - timedelta(minutes=2)
+        with store.session(write=True) as session:
+            assert q.mark_stale_runs(session) == 2
+        with store.session() as session:
+            assert q.get_run(session, quiet).status == "interrupted"
+            assert q.get_run(session, reused).status == "interrupted"
+            assert q.get_run(session, beating).status == "running"
+    finally:
+        newer.kill()
+        newer.wait()
+    assert q.STALE_AFTER >= timedelta(seconds=10 * q.BEAT_SECONDS)
