@@ -19,6 +19,12 @@ from engine.training import TrainConfig
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
+# the sub-commands that open the run store: each takes --db after its name too
+STORE_COMMANDS = ("train", "compare", "worker", "resume", "runs")
+DB_HELP = (
+    "Run store: a SQLite file or SQLAlchemy URL (default: $CAFE_DB, else the user "
+    "data directory)."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="warning", help="warning, info or debug."
     )
-    parser.add_argument(
-        "--db",
-        default=None,
-        help="Run store: a SQLite file or SQLAlchemy URL (default: $CAFE_DB, else the "
-        "user data directory).",
-    )
+    parser.add_argument("--db", default=None, help=DB_HELP)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_train_command(sub)
     from app.compare_command import add_compare_command  # imports app.cli itself
@@ -93,7 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_command(sub)
     commands.add_other_commands(sub)
     store_commands.add_store_commands(sub)
+    for name in STORE_COMMANDS:
+        add_db_argument(sub.choices[name])
     return parser
+
+
+def add_db_argument(p: argparse.ArgumentParser) -> None:
+    """``--db`` after the sub-command, as well as before it; the later one wins.
+
+    Left out, it sets nothing (SUPPRESS), so the value given before the sub-command,
+    or the default, stays.
+    """
+    p.add_argument_group("run store").add_argument(
+        "--db", default=argparse.SUPPRESS, help=DB_HELP
+    )
 
 
 # ---- train

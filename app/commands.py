@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +20,9 @@ from engine.models import check_intents
 from engine.training import Finished
 
 log = logging.getLogger(__name__)
+
+# the exit status of a command stopped by SIGTERM or Ctrl-C before it stored anything
+EXIT_STOPPED = 130
 
 
 def add_other_commands(sub) -> None:
@@ -72,25 +76,35 @@ def train(args: argparse.Namespace) -> int:
     """One run; started by torchrun, one data-parallel process of it, of which only
     the first (rank 0) stores the run and prints."""
     from app.cli import model_overrides, print_json, train_overrides
+    from app.worker import StopFlag
 
     configure_threads(args.threads)
     overrides = model_overrides(args)
-    where = distributed.setup()
-    try:
-        data, dataset = data_spec_from_args(args)
-        for note in dataset.notes if where.is_main else ():
-            print(f"note: {note}", file=sys.stderr)
-        check_intents(args.model, dataset.num_known_intents, *dataset.intent_origin())
-        spec = RunSpec(data, args.model, overrides, train_overrides(args)).resolved()
-        summary = execute_run(
-            spec,
-            dataset,
-            quiet=args.quiet or not where.is_main,
-            store=not args.no_store and where.is_main,
-            db=args.db,
-        )
-    finally:
-        distributed.teardown()
+    # Ctrl-C or SIGTERM: while the data is read nothing is stored yet and the command
+    # ends; once training, it stops after the batch and keeps a resumable checkpoint
+    with StopFlag().installed() as flag:
+        where = distributed.setup()
+        try:
+            data, dataset = data_spec_from_args(args)
+            if flag():
+                print("stopped before the run was stored", file=sys.stderr)
+                return EXIT_STOPPED
+            for note in dataset.notes if where.is_main else ():
+                print(f"note: {note}", file=sys.stderr)
+            check_intents(
+                args.model, dataset.num_known_intents, *dataset.intent_origin()
+            )
+            spec = RunSpec(data, args.model, overrides, train_overrides(args))
+            summary = execute_run(
+                spec.resolved(),
+                dataset,
+                quiet=args.quiet or not where.is_main,
+                store=not args.no_store and where.is_main,
+                db=args.db,
+                should_stop=flag,
+            )
+        finally:
+            distributed.teardown()
     if where.is_main:
         print_metrics(summary)
         if args.json:
@@ -104,19 +118,22 @@ def execute_run(
     quiet: bool = False,
     store: bool = False,
     db: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run in this process; return its summary.
 
     With ``store`` the run is recorded in the run store at ``db`` (default: $CAFE_DB or
     the user data folder) exactly as a worker records it, so an open workbench shows
     it live; otherwise checkpoints go to a temporary folder and nothing is kept.
+    ``should_stop`` (``train``'s SIGTERM/Ctrl-C flag) is polled between batches and,
+    for a stored run, between the steps that prepare it.
     """
     if store:
-        return execute_stored_run(spec, dataset, quiet, db)
+        return execute_stored_run(spec, dataset, quiet, db, should_stop)
     run = build_run(spec, dataset)
     printer = ProgressPrinter(run.train_config.metric, quiet=quiet)
     with tempfile.TemporaryDirectory(prefix="cafe-run-") as folder:
-        trainer = make_trainer(run, checkpoint_dir=folder)
+        trainer = make_trainer(run, checkpoint_dir=folder, should_stop=should_stop)
         result = None
         for event in trainer.run():
             printer(event)
@@ -126,9 +143,13 @@ def execute_run(
 
 
 def execute_stored_run(
-    spec: RunSpec, dataset, quiet: bool, db: str | None
+    spec: RunSpec,
+    dataset,
+    quiet: bool,
+    db: str | None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    from app.worker import StopFlag, run_stored
+    from app.worker import run_stored
     from storage import open_store
     from storage import queries as q
 
@@ -141,11 +162,10 @@ def execute_stored_run(
 
         run_id = store.transact(create)
         printer = ProgressPrinter(spec.train.get("metric", "NDCG@5"), quiet=quiet)
-        # Ctrl-C or SIGTERM stops after the batch and keeps a resumable checkpoint
-        with StopFlag().installed() as flag:
-            result = run_stored(
-                store, run_id, dataset=dataset, observe=printer, should_stop=flag
-            )
+        # a stop from here on marks the run cancelled and keeps what it learned
+        result = run_stored(
+            store, run_id, dataset=dataset, observe=printer, should_stop=should_stop
+        )
     finally:
         store.dispose()
     if result.stop_reason == "cancelled":

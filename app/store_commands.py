@@ -76,16 +76,18 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def _execute(args, resume: bool, emit, quiet: bool = True) -> int:
-    _threads(args.threads)
-    store = open_store(args.db)
+    # a stop while the store opens ends the run as soon as it is claimed
     flag = StopFlag()
-    printer = None
-    if emit is None:
-        with store.session() as session:
-            spec = q.run_spec(session, args.run)
-        printer = ProgressPrinter(spec["train"].get("metric", "NDCG@5"), quiet=quiet)
-    try:
-        with flag.installed():
+    with flag.installed():
+        _threads(args.threads)
+        store = open_store(args.db)
+        printer = None
+        try:
+            if emit is None:
+                with store.session() as session:
+                    spec = q.run_spec(session, args.run)
+                metric = spec["train"].get("metric", "NDCG@5")
+                printer = ProgressPrinter(metric, quiet=quiet)
             result = run_stored(
                 store,
                 args.run,
@@ -94,8 +96,8 @@ def _execute(args, resume: bool, emit, quiet: bool = True) -> int:
                 observe=printer,
                 should_stop=flag,
             )
-    finally:
-        store.dispose()
+        finally:
+            store.dispose()
     if result is not None and printer is not None and result.test is not None:
         names = list(result.test.metrics)
         print("        " + "".join(f"{n:>10}" for n in names))

@@ -6,17 +6,20 @@ attention maps, per-user results, checkpoints and the end state are written as t
 come, and the worker's stdout, one JSON object per line, for liveliness.
 
 Faults (SPEC §4): SIGTERM or SIGINT sets a flag the trainer polls between batches,
-also those of validation and the final evaluation; it saves a resumable checkpoint and
-the run is marked cancelled. A kill or a crash leaves the run "running" with a dead
-pid; :func:`settle_run` (the launcher, when the process exits) or
+also those of validation and the final evaluation, and the worker between the steps
+that prepare the run; it saves a resumable checkpoint and the run is marked
+cancelled. A kill or a crash leaves the run "running" with a dead pid;
+:func:`settle_run` (the launcher, when the process exits) or
 ``storage.queries.mark_stale_runs`` (at start-up) marks it interrupted or failed.
-Everything written before stays; ``resume`` continues from ``last.pt``.
+Everything written before stays, each checkpoint recorded with its size and hash as it
+was saved; ``resume`` checks ``last.pt`` against that record and continues from it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -28,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 
 from engine.evaluation import average_attention
@@ -51,8 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LIVE_ATTENTION_USERS = 256
 FINAL_ATTENTION_USERS = 2000
 BATCH_EVENTS_PER_SECOND = 5.0
-# within an epoch the store learns the batch position at most this often
-BEAT_SECONDS = 2.0
+# within an epoch the store learns the batch position at most this often (the store
+# takes a run whose heartbeat is many beats old for dead)
+BEAT_SECONDS = q.BEAT_SECONDS
 
 
 # ---- the launcher's side
@@ -165,8 +170,28 @@ class JsonLines:
             if now - self.last_batch < 1.0 / BATCH_EVENTS_PER_SECOND:
                 return
             self.last_batch = now
-        self.stream.write(json.dumps(payload, default=float) + "\n")
+        line = json.dumps(_finite(payload), default=_number, allow_nan=False)
+        self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def _finite(value: Any) -> Any:
+    """The payload with every NaN or infinite number (a diverged loss) as None: JSON
+    has no NaN, and a strict reader of the events refuses the token."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A value json cannot write (a 0-d tensor) as a plain, finite number."""
+    return _finite(float(value))
 
 
 class LogCollector(logging.Handler):
@@ -231,6 +256,11 @@ def run_stored(
         return _run_stored(
             store, run_id, spec, resume, dataset, emit, observe, should_stop, collector
         )
+    except StoppedEarly:
+        log.info("run %d: stopped before training began", run_id)
+        result = store.transact(_end_stopped_early, run_id, collector.take())
+        emit(_finished_event("cancelled", result))
+        return result
     except BaseException as exc:
         text = "".join(traceback.format_exception(exc)).strip()
         if isinstance(exc, torch.OutOfMemoryError):
@@ -248,6 +278,43 @@ def run_stored(
         root.setLevel(before)
         for handler in quieted:
             handler.setLevel(logging.NOTSET)
+
+
+class StoppedEarly(Exception):
+    """A stop was asked for while the run was still being prepared."""
+
+
+def _unless_stopped(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise StoppedEarly
+
+
+def _end_stopped_early(session, run_id: int, lines) -> TrainResult:
+    """Mark the run cancelled; what it had learned before (a resumed run's
+    checkpoint) is kept as it was."""
+    q.append_log(session, run_id, lines)
+    q.set_status(session, run_id, "cancelled", stop_reason="cancelled")
+    run = q.get_run(session, run_id)
+    return TrainResult(
+        best_epoch=run.best_epoch or 0,
+        epochs_trained=run.epochs,
+        stop_reason="cancelled",
+        seconds=run.seconds or 0.0,
+        device=run.device or "",
+    )
+
+
+def _finished_event(status: str, result: TrainResult) -> dict[str, Any]:
+    return {
+        "event": "finished",
+        "status": status,
+        "stop_reason": result.stop_reason,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_trained,
+        "seconds": result.seconds,
+        "valid": result.valid.metrics if result.valid else {},
+        "test": result.test.metrics if result.test else {},
+    }
 
 
 def _end_failed(session, run_id: int, status: str, text: str, lines) -> None:
@@ -280,12 +347,21 @@ def _claim(session, run_id: int, resume: bool) -> dict[str, Any]:
 def _run_stored(
     store, run_id, spec, resume, dataset, emit, observe, should_stop, collector
 ):
+    # reading the data, splitting it and building the model take seconds each on a
+    # large dataset: a stop asked for meanwhile ends the run between them (SPEC §4)
+    _unless_stopped(should_stop)
     if dataset is None:
         dataset = load_run_dataset(store, run_id)
+        _unless_stopped(should_stop)
     prepared = build_run(spec, dataset)
+    _unless_stopped(should_stop)
     folder = store.run_dir(run_id)
     trainer = make_trainer(prepared, checkpoint_dir=folder, should_stop=should_stop)
+    _unless_stopped(should_stop)
+    if resume:
+        check_checkpoints(store, run_id)
     resumed = resume and trainer.resume()
+    record_checkpoints(store, run_id, trainer)
     store.transact(_begin, run_id, str(trainer.device), trainer.state.epoch)
     log.info(
         "run %d: %s on %s, %s from epoch %d",
@@ -304,6 +380,50 @@ def _run_stored(
         if isinstance(event, Finished):
             result = event.result
     return result
+
+
+# the checkpoints a trainer writes, by artifact kind (engine.training.Trainer)
+CHECKPOINTS = {"last": "_save_last", "best": "_save_best"}
+
+
+def record_checkpoints(store: Store, run_id: int, trainer) -> None:
+    """Record each checkpoint in the store as soon as the trainer has saved it, so a
+    run that is killed or crashes later resumes from a file the store can check.
+
+    TODO(the trainer has no checkpoint callback yet): its two save methods are
+    wrapped here; an ``on_checkpoint(path)`` of engine.training.Trainer replaces this.
+    """
+    for kind, method in CHECKPOINTS.items():
+        save = getattr(trainer, method)
+
+        def saved(save=save, kind=kind) -> None:
+            save()
+            path = trainer.checkpoint_dir / f"{kind}.pt"
+            if path.is_file():
+                # hashed before the transaction: the write lock is held for the row
+                digest = q.file_digest(path)
+                store.transact(q.record_artifact, run_id, kind, path, digest)
+
+        setattr(trainer, method, saved)
+
+
+def check_checkpoints(store: Store, run_id: int) -> None:
+    """Before a resume loads them: each recorded checkpoint is still the file the run
+    saved (size and hash). One an older workbench left unrecorded is loaded as it
+    is (the loader refuses anything but tensors and plain values anyway)."""
+    with store.session() as session:
+        recorded = {row.kind: row for row in q.artifacts(session, run_id)}
+        for kind in CHECKPOINTS:
+            row = recorded.get(kind)
+            if row is None:
+                continue
+            try:
+                q.checked_path(session, row)
+            except StoreError as exc:
+                raise StoreError(
+                    f"run {run_id} cannot resume: {exc} Start a new run of the same "
+                    "settings instead."
+                ) from exc
 
 
 def _begin(session, run_id: int, device: str, epoch: int) -> None:
@@ -404,18 +524,7 @@ class Recorder:
             )
         status = "cancelled" if result.stop_reason == "cancelled" else "finished"
         self.store.transact(self._write_end, result, maps, status)
-        self.emit(
-            {
-                "event": "finished",
-                "status": status,
-                "stop_reason": result.stop_reason,
-                "best_epoch": result.best_epoch,
-                "epochs": result.epochs_trained,
-                "seconds": result.seconds,
-                "valid": result.valid.metrics if result.valid else {},
-                "test": result.test.metrics if result.test else {},
-            }
-        )
+        self.emit(_finished_event(status, result))
 
     def _write_end(self, session, result: TrainResult, maps, status: str) -> None:
         run_id, epoch = self.run_id, result.best_epoch

@@ -234,3 +234,61 @@ def test_undecodable_file_gives_one_message(tmp_path, capsys, caplog):
     )
     # no warning that it is being read as Windows-1252 after all
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_db_follows_every_store_command_too(tmp_path, ciao_small, capsys):
+    from app.cli import STORE_COMMANDS
+
+    db = str(tmp_path / "after.db")
+    code = main(
+        ["train", "--data", str(ciao_small), "--model", "pop", "--device", "cpu"]
+        + ["--quiet", "--json", "--db", db]
+    )
+    assert code == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"]
+    assert main(["runs", "--db", db]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listed[1:]] == [[str(run), "pop"]]
+    # given on both sides, the one after the command wins
+    assert main(["--db", str(tmp_path / "other.db"), "runs", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines() == listed
+
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices
+    for name in STORE_COMMANDS:
+        assert "--db DB" in choices[name].format_help(), name
+
+
+def test_a_stop_while_train_reads_its_data_stores_nothing(
+    tmp_path, ciao_small, capsys, monkeypatch
+):
+    from app.worker import StopFlag
+    from storage import open_store
+    from storage import queries as q
+
+    db = str(tmp_path / "stop.db")
+    flags = ["--data", str(ciao_small), "--model", "sasrec", "--epochs", "3"]
+    flags += ["--hidden", "16", "--device", "cpu", "--quiet", "--db", db]
+
+    # SIGTERM while the data is read: the command ends with no run stored
+    monkeypatch.setattr(StopFlag, "__call__", lambda _flag: True)
+    code, out, err = train(capsys, *flags)
+    assert code == 130 and "stopped before the run was stored" in err
+    store = open_store(db)
+    with store.session() as session:
+        assert q.list_runs(session) == []
+
+    # once the run is stored, before its first batch: it is cancelled, resumable
+    polls = []
+
+    def stop_after_reading(_flag) -> bool:
+        polls.append(True)
+        return len(polls) > 1
+
+    monkeypatch.setattr(StopFlag, "__call__", stop_after_reading)
+    code, out, err = train(capsys, *flags)
+    assert code == 0 and "continue it with: main.py resume" in err
+    with store.session() as session:
+        [run] = q.list_runs(session)
+    store.dispose()
+    assert run.status == "cancelled" and run.epochs == 0

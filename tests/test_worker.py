@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -451,3 +452,111 @@ def test_a_stop_after_a_new_best_skips_the_live_attention_map(store, ciao, refer
     assert run.status == "finished" and curve == reference[1]
     with store.session() as session:
         assert q.attention_maps(session, run_id)
+
+
+def test_a_crashed_runs_checkpoints_are_recorded_and_checked_on_resume(
+    store, ciao, monkeypatch
+):
+    from engine.training import Trainer
+
+    run_id = new_run(store, ciao)
+    real_step = Trainer._step
+
+    def step_until_crash(self, batch):
+        if self.state.epoch == 1 and self.state.batch == 2:
+            raise RuntimeError("the worker crashed")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_step", step_until_crash)
+    with pytest.raises(RuntimeError, match="crashed"):
+        run_stored(store, run_id, dataset=ciao[1])
+    monkeypatch.setattr(Trainer, "_step", real_step)
+
+    # the epoch-1 checkpoints were recorded as they were saved, not at the end
+    with store.session() as session:
+        last = q.checkpoint_path(session, run_id, "last")
+        best = q.checkpoint_path(session, run_id, "best")
+    assert load_checkpoint(last)["state"]["epoch"] == 1 and best.is_file()
+
+    # a last.pt that is not the one the run saved is not resumed from
+    saved = load_checkpoint(last)
+    saved["state"]["epoch"] = 0
+    torch.save(saved, last)
+    with pytest.raises(StoreError, match=f"run {run_id} cannot resume: .*changed"):
+        run_stored(store, run_id, resume=True, dataset=ciao[1])
+    with store.session() as session:
+        run = q.get_run(session, run_id)
+    assert run.status == "failed" and "cannot resume" in run.error
+
+
+@pytest.mark.parametrize("polls", [1, 2, 3])
+def test_a_stop_while_the_run_is_prepared_cancels_it_at_once(
+    store, ciao, reference, polls
+):
+    """Reading the data, building the model and the trainer each take seconds on a
+    large dataset; a stop during them ends the run before the first batch."""
+    run_id = new_run(store, ciao)
+    asked, seen, events = [], [], []
+
+    def stop() -> bool:
+        asked.append(True)
+        return len(asked) >= polls
+
+    result = run_stored(
+        store, run_id, emit=events.append, should_stop=stop, observe=seen.append
+    )
+    assert result.stop_reason == "cancelled" and result.epochs_trained == 0
+    assert seen == [] and len(asked) == polls
+    assert events[-1]["event"] == "finished" and events[-1]["status"] == "cancelled"
+    with store.session() as session:
+        run = q.get_run(session, run_id)
+    assert run.status == "cancelled" and run.stop_reason == "cancelled"
+    assert run.error is None and "stopped before training began" in run.log
+
+    # nothing was trained: resume starts from the beginning and matches
+    run_stored(store, run_id, resume=True, dataset=ciao[1])
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+
+
+def test_a_run_of_a_relative_path_resumes_from_another_folder(
+    store, ciao, reference, tmp_path, monkeypatch
+):
+    from app.cli import main
+
+    spec, dataset = ciao
+    folder = Path(spec.path)
+    monkeypatch.chdir(folder.parent)
+    run_id = new_run(store, (DataSpec(path=folder.name), dataset))
+    result = run_stored(store, run_id, should_stop=lambda: True)
+    assert result.stop_reason == "cancelled"
+
+    # resume elsewhere, the store named after the sub-command
+    monkeypatch.chdir(tmp_path)
+    code = main(["resume", "--run", str(run_id), "--quiet", "--db", store.url])
+    assert code == 0
+    run, curve = final_metrics(store, run_id)
+    assert run.status == "finished" and curve == reference[1]
+
+
+def test_a_nan_loss_is_written_as_json_null():
+    import io
+
+    import numpy as np
+
+    from app.worker import JsonLines
+
+    stream = io.StringIO()
+    emit = JsonLines(stream)
+    emit({"event": "epoch", "epoch": 3, "loss": float("nan"), "aux": np.float32("inf")})
+    emit({"event": "valid", "metrics": [torch.tensor(float("nan")), 0.5]})
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    lines = [
+        json.loads(line, parse_constant=refuse)
+        for line in stream.getvalue().splitlines()
+    ]
+    assert lines[0] == {"event": "epoch", "epoch": 3, "loss": None, "aux": None}
+    assert lines[1]["metrics"] == [None, 0.5]
