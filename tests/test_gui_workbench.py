@@ -134,6 +134,14 @@ def test_load_map_filter_register(qtbot, window, store, ml_small, errors):
     assert registered.content_hash == panel.dataset.hash
     assert registered.spec["filters"]["min_item_freq"] == 3
     assert window.train_panel.dataset_id() == dataset_id
+
+    # renamed after the statistics were shown: registering again keeps the one row
+    # and takes the name as it reads now
+    panel.name_edit.setText("movies, k=3")
+    assert register(qtbot, window) == dataset_id
+    with store.session() as session:
+        (registered,) = queries.list_datasets(session)
+    assert registered.name == "movies, k=3"
     assert errors == []
 
 
@@ -158,6 +166,23 @@ def test_bad_file_shows_error_and_window_survives(
     window.data_panel.open_path(tmp_path / "missing.csv")
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=30_000)
     assert "no such file" in errors[1][1]
+
+
+def test_unknown_columns_are_one_message_in_the_pages_words(
+    qtbot, window, tmp_path, errors
+):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("a,b,c\n1,2,3\n1,3,4\n1,4,5\n")
+    window.data_panel.open_path(odd)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=30_000)
+    qtbot.wait(500)  # no second dialog from preparing with a guessed mapping
+    assert len(errors) == 1
+    assert "the User box" in errors[0][1] and "--user" not in errors[0][1]
+    # choosing the columns prepares the data
+    panel = window.data_panel
+    with qtbot.waitSignal(panel.prepared, timeout=30_000):
+        panel.set_mapping(user="a", item="b", time="c")
+    assert panel.dataset.stats["interactions"] == 3
 
 
 def test_launch_watch_and_cancel_runs(qtbot, window, store, ciao_small, errors):
@@ -327,8 +352,11 @@ def test_a_dropped_folder_loads_and_a_cancelled_load_keeps_the_page(
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
+    # dropped on the window while another page shows: the Data page opens it
+    window.show_page(window.runs_panel)
     with qtbot.waitSignal(panel.prepared, timeout=30_000):
-        panel.dropEvent(drop)
+        window.dropEvent(drop)
+    assert window.tabs.currentWidget() is panel
     assert panel.loaded_data.path == ciao_small
     users = panel.dataset.stats["users"]
 

@@ -47,6 +47,28 @@ log = logging.getLogger(__name__)
 
 NONE_TIME = "(file order)"
 NONE_COLUMN = "(none)"
+# the engine's messages name command-line flags; on this page they are these controls
+# (longest first, so "--time none" is read before "--time")
+FLAG_CONTROLS = (
+    ("pass --time none", f"set Time to {NONE_TIME}"),
+    ("(--duplicates keep)", "(Duplicates: keep)"),
+    ("--name-column", "the Item name box"),
+    ("--min-item-freq", "Min item frequency"),
+    ("--intent", "the Intent box"),
+    ("--items", "item table"),
+    ("--user", "the User box"),
+    ("--item", "the Item box"),
+    ("--time", "the Time box"),
+)
+
+
+def in_page_words(message: str) -> str:
+    """An engine message with its command-line flags named as this page's controls."""
+    for flag, control in FLAG_CONTROLS:
+        message = message.replace(flag, control)
+    return message
+
+
 FILE_FILTER = (
     "Interaction tables (*.csv *.tsv *.txt *.parquet *.pq *.inter);;All files (*)"
 )
@@ -341,7 +363,13 @@ class DataPanel(QWidget):
         self._set_loaded_state(False)
         self.loaded.emit(str(loaded.path))
         if loaded.mapping is None:
-            dialogs.show_error(self, "Choose the columns", loaded.guess_error)
+            # one message: nothing is prepared until the columns are chosen
+            self.notes.setStyleSheet("color: #d0302f;")
+            self.notes.setText(in_page_words(loaded.guess_error))
+            dialogs.show_error(
+                self, "Choose the columns", in_page_words(loaded.guess_error)
+            )
+            return
         self.recompute()
 
     def _on_load_failed(self, task: Task, message: str) -> None:
@@ -349,7 +377,7 @@ class DataPanel(QWidget):
             return
         self.load_task = None
         self._set_loaded_state(False)
-        dialogs.show_error(self, "Cannot open the data", message)
+        dialogs.show_error(self, "Cannot open the data", in_page_words(message))
 
     def _on_load_cancelled(self, task: Task) -> None:
         if task is self.load_task:
@@ -465,9 +493,19 @@ class DataPanel(QWidget):
         )
         task.done.connect(lambda dataset, t=task: self._on_prepared(t, dataset))
         task.failed.connect(lambda message, t=task: self._on_prepare_failed(t, message))
+        task.progress.connect(
+            lambda fraction, stage, t=task: self._on_prepare_progress(
+                t, fraction, stage
+            )
+        )
         self.prepare_task = self._keep(task)
+        self.notes.setStyleSheet("")
         self.notes.setText("computing statistics…")
         task.start()
+
+    def _on_prepare_progress(self, task: Task, fraction: float, stage: str) -> None:
+        if task is self.prepare_task:
+            self.notes.setText(f"computing statistics: {stage}… {fraction:.0%}")
 
     def _on_prepared(self, task: Task, dataset: Dataset) -> None:
         if task is not self.prepare_task:
@@ -491,12 +529,12 @@ class DataPanel(QWidget):
         self.dataset = None
         self.hash_label.clear()
         self.notes.setStyleSheet("color: #d0302f;")
-        self.notes.setText(message)
+        self.notes.setText(in_page_words(message))
         self._set_loaded_state(False)
         # one dialog per distinct problem, not one per click on a spin box
         if message != self._last_error:
             self._last_error = message
-            dialogs.show_error(self, "Cannot prepare the data", message)
+            dialogs.show_error(self, "Cannot prepare the data", in_page_words(message))
 
     # ---- registering
 
@@ -507,14 +545,18 @@ class DataPanel(QWidget):
         if self.dataset is None or self.loaded_data is None or self.store is None:
             return
         spec = self.current_spec().to_dict()
-        task = Task(register_dataset, self.store, spec, self.dataset)
+        # the name as it reads now: it may have been edited since the statistics
+        name = self.name_edit.text().strip() or self.dataset.name
+        task = Task(register_dataset, self.store, spec, self.dataset, name)
         task.done.connect(self._on_registered)
-        task.failed.connect(
-            lambda message: dialogs.show_error(self, "Cannot register", message)
-        )
+        task.failed.connect(self._on_register_failed)
         self._keep(task)
         self.register_button.setEnabled(False)
         task.start()
+
+    def _on_register_failed(self, message: str) -> None:
+        self._set_loaded_state(False)  # the button again, to try once more
+        dialogs.show_error(self, "Cannot register", message)
 
     def _on_registered(self, dataset_id: int) -> None:
         self._set_loaded_state(False)
@@ -524,13 +566,13 @@ class DataPanel(QWidget):
         self.registered.emit(dataset_id)
 
 
-def register_dataset(state, store, spec: dict, dataset: Dataset) -> int:
-    """Store the dataset (idempotent on its content hash and spec); return its id."""
+def register_dataset(state, store, spec: dict, dataset: Dataset, name: str) -> int:
+    """Store the dataset under ``name`` (idempotent on its content hash and spec, the
+    name of an earlier registration updated); return its id."""
     from storage import queries
 
     state.check()
-    with store.session() as session:
-        return queries.register_dataset(session, spec, dataset)
+    return store.transact(queries.register_dataset, spec, dataset, name=name)
 
 
 def _dummy_mapping() -> ColumnMapping:

@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
+        self.setAcceptDrops(True)
         self.data_panel = DataPanel(store, self.settings)
         self.train_panel = TrainPanel(store, self.jobs, self.queue)
         self.runs_panel = RunsPanel(store, self.jobs, self.queue)
@@ -251,6 +252,14 @@ class MainWindow(QMainWindow):
         page = self.settings.page()
         if 0 <= page < self.tabs.count():
             self.tabs.setCurrentIndex(page)
+
+    # a file or folder dropped anywhere on the window opens on the Data page
+    def dragEnterEvent(self, event) -> None:
+        self.data_panel.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        self.show_page(self.data_panel)
+        self.data_panel.dropEvent(event)
 
     def closeEvent(self, event) -> None:
         running, waiting = self.jobs.running(), self.queue.waiting_ids()

@@ -47,7 +47,9 @@ def _metric(which: str, name: str):
 
 
 def _started(run):
-    return run.started or run.created
+    """When a worker took the run; a queued run has not started (its tooltip says
+    when it was queued)."""
+    return run.started
 
 
 # (header, value getter, display format); None formats as empty
@@ -145,6 +147,11 @@ class RunsModel(QAbstractTableModel):
             return QColor(STATUS_COLOURS.get(run.status, "#808080"))
         if role == Qt.ItemDataRole.ToolTipRole and run.error:
             return run.error[-600:]
+        if role == Qt.ItemDataRole.ToolTipRole and column == COLUMN["Started"]:
+            created = run.created
+            return (
+                f"queued {local_time(created):%Y-%m-%d %H:%M:%S}" if created else None
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= COLUMN["Seed"]:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
