@@ -356,12 +356,16 @@ def _run_stored(
     prepared = build_run(spec, dataset)
     _unless_stopped(should_stop)
     folder = store.run_dir(run_id)
-    trainer = make_trainer(prepared, checkpoint_dir=folder, should_stop=should_stop)
+    trainer = make_trainer(
+        prepared,
+        checkpoint_dir=folder,
+        should_stop=should_stop,
+        on_checkpoint=lambda kind, path: record_checkpoint(store, run_id, kind, path),
+    )
     _unless_stopped(should_stop)
     if resume:
         check_checkpoints(store, run_id)
     resumed = resume and trainer.resume()
-    record_checkpoints(store, run_id, trainer)
     store.transact(_begin, run_id, str(trainer.device), trainer.state.epoch)
     log.info(
         "run %d: %s on %s, %s from epoch %d",
@@ -382,29 +386,16 @@ def _run_stored(
     return result
 
 
-# the checkpoints a trainer writes, by artifact kind (engine.training.Trainer)
-CHECKPOINTS = {"last": "_save_last", "best": "_save_best"}
+# the checkpoints a trainer writes, as artifact kinds (engine.training.Trainer)
+CHECKPOINTS = ("last", "best")
 
 
-def record_checkpoints(store: Store, run_id: int, trainer) -> None:
-    """Record each checkpoint in the store as soon as the trainer has saved it, so a
-    run that is killed or crashes later resumes from a file the store can check.
-
-    TODO(the trainer has no checkpoint callback yet): its two save methods are
-    wrapped here; an ``on_checkpoint(path)`` of engine.training.Trainer replaces this.
-    """
-    for kind, method in CHECKPOINTS.items():
-        save = getattr(trainer, method)
-
-        def saved(save=save, kind=kind) -> None:
-            save()
-            path = trainer.checkpoint_dir / f"{kind}.pt"
-            if path.is_file():
-                # hashed before the transaction: the write lock is held for the row
-                digest = q.file_digest(path)
-                store.transact(q.record_artifact, run_id, kind, path, digest)
-
-        setattr(trainer, method, saved)
+def record_checkpoint(store: Store, run_id: int, kind: str, path: Path) -> None:
+    """Record a checkpoint in the store as soon as the trainer has saved it, so a run
+    that is killed or crashes later resumes from a file the store can check."""
+    # hashed before the transaction: the write lock is held for the row only
+    digest = q.file_digest(path)
+    store.transact(q.record_artifact, run_id, kind, path, digest)
 
 
 def check_checkpoints(store: Store, run_id: int) -> None:

@@ -129,5 +129,14 @@ def build_run(spec: RunSpec, dataset: Dataset | None = None) -> PreparedRun:
     return PreparedRun(spec, dataset, split, model, config)
 
 
-def make_trainer(run: PreparedRun, checkpoint_dir=None, should_stop=None) -> Trainer:
-    return Trainer(run.model, run.split, run.train_config, checkpoint_dir, should_stop)
+def make_trainer(
+    run: PreparedRun, checkpoint_dir=None, should_stop=None, on_checkpoint=None
+) -> Trainer:
+    return Trainer(
+        run.model,
+        run.split,
+        run.train_config,
+        checkpoint_dir,
+        should_stop,
+        on_checkpoint,
+    )

@@ -206,7 +206,8 @@ class Trainer:
 
     ``checkpoint_dir`` receives ``last.pt`` (resumable state) after every epoch and on a
     stop, and ``best.pt`` (model weights) at every improvement. Without it the best
-    weights are kept in memory.
+    weights are kept in memory. ``on_checkpoint(kind, path)`` ("last" or "best") is
+    called after each file is written, e.g. to record it.
     """
 
     def __init__(
@@ -216,10 +217,12 @@ class Trainer:
         config: TrainConfig,
         checkpoint_dir: str | Path | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_checkpoint: Callable[[str, Path], None] | None = None,
     ):
         self.model = model
         self.split = split
         self.config = config
+        self.on_checkpoint = on_checkpoint or (lambda _kind, _path: None)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.should_stop = should_stop or (lambda: False)
         self.place = distributed.place()
@@ -314,12 +317,14 @@ class Trainer:
             "order": order,
         }
         save_checkpoint(payload, self.checkpoint_dir / "last.pt")
+        self.on_checkpoint("last", self.checkpoint_dir / "last.pt")
 
     def _save_best(self) -> None:
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._best_weights = weights
         if self.checkpoint_dir is not None and self.place.is_main:
             save_checkpoint({"model": weights}, self.checkpoint_dir / "best.pt")
+            self.on_checkpoint("best", self.checkpoint_dir / "best.pt")
 
     def _load_best(self) -> None:
         if self._best_weights is None and self.checkpoint_dir is not None:
