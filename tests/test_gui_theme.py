@@ -167,3 +167,13 @@ def test_the_attention_colour_bar_says_when_it_clips(qtbot):
     assert view.colorbar.levels() == pytest.approx((0.0, 0.35))
     assert view.colorbar.getAxis("left").labelText == "weight"
     assert view.plot.toolTip() == ""
+
+
+def test_a_batch_whose_loss_is_not_a_number_reads_so(qtbot):
+    """The worker sends a NaN loss as null (JSON has no NaN); the bar says so."""
+    page = run_page(qtbot, epochs=1)
+    event = {"event": "batch", "epoch": 2, "batch": 3, "batches": 10, "loss": None}
+    page.on_event(1, event)
+    assert "loss not a number" in page.progress.format()
+    page.on_event(1, event | {"loss": 0.25})
+    assert "loss 0.2500" in page.progress.format()

@@ -248,9 +248,12 @@ class RunPage(QWidget):
         done = event["epoch"] - 1 + event["batch"] / max(event["batches"], 1)
         self.batch_progress = (done / epochs, time.monotonic())
         self.progress.setValue(int(min(done / epochs, 1.0) * 1000))
+        # a loss that is not a number comes as null (JSON has no NaN)
+        loss = event.get("loss")
         self.progress.setFormat(
             f"epoch {event['epoch']}/{epochs}, batch {event['batch']}/"
-            f"{event['batches']}  loss {event['loss']:.4f}"
+            f"{event['batches']}  loss "
+            + (f"{loss:.4f}" if isinstance(loss, int | float) else "not a number")
         )
 
     def _curves(self, curves: pd.DataFrame) -> None:
