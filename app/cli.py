@@ -71,6 +71,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is False:
             return action.help
+        if action.default == "":
+            return f"{action.help} (default: none)"
         return super()._get_help_string(action)
 
 
@@ -220,6 +222,10 @@ def add_config_arguments(group, config_class, prefix: str = "") -> None:
         extra: dict[str, Any] = {}
         if "choices" in f.metadata:
             extra["choices"] = f.metadata["choices"]
+            # an empty choice means none: the usage lists the others
+            named = [str(c) for c in extra["choices"] if c != ""]
+            if len(named) < len(extra["choices"]):
+                extra["metavar"] = "{" + ",".join(named) + "}"
         group.add_argument(
             _flag(prefix + f.name),
             dest=f.name,

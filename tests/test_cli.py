@@ -49,15 +49,21 @@ def test_quiet_full_protocol_pop(ciao_small, capsys):
 
 
 def test_help_documents_every_flag_with_its_default():
+    from app.cli import HelpFormatter
+
     parser = build_parser()
     train_parser = parser._subparsers._group_actions[0].choices["train"]
     text = train_parser.format_help()
+    formatter = HelpFormatter("main.py train")
     for action in train_parser._actions:
         if action.option_strings and action.dest != "help":
             assert action.help, action.option_strings
-            if action.default not in (None, False) and action.help:
-                assert "default" in action.format_usage() or "(default" in text
+            # each flag's own help names its default where it has one
+            shown = formatter._get_help_string(action) % vars(action)
+            if action.default not in (None, False):
+                assert "default" in shown, (action.option_strings, shown)
     assert "--local-heads" in text and "(default: 200)" in text
+    assert "(default: )" not in text  # an empty default reads "none"
 
 
 def write(path, text):
@@ -292,3 +298,13 @@ def test_a_stop_while_train_reads_its_data_stores_nothing(
         [run] = q.list_runs(session)
     store.dispose()
     assert run.status == "cancelled" and run.epochs == 0
+
+
+def test_a_diverging_run_is_one_message_and_exit_2(ciao_small, capsys):
+    code, _out, err = train(
+        capsys, "--data", str(ciao_small), "--model", "sasrec", "--lr", "1e12",
+        "--clip-norm", "0", "--epochs", "3", "--min-epochs", "1", "--quiet", *TINY,
+    )  # fmt: skip
+    assert code == 2
+    assert err.splitlines()[-1].startswith("error: ") and "diverged" in err
+    assert "Traceback" not in err
