@@ -30,12 +30,17 @@ log = logging.getLogger(__name__)
 def run_key(spec: RunSpec, dataset) -> str:
     """File name of a run: readable prefix, then a digest of everything that decides
     its result (the data's location does not; its content hash does)."""
+    filters = dict(spec.data.filters)
+    if filters.get("tie_break") != "random":
+        # ties in file order: the tie seed orders nothing (``compare --seeds 2,3``
+        # took the first seed for it and missed the runs of ``--seeds 1,2,3``)
+        filters.pop("tie_seed", None)
     identity = {
         "model": spec.model,
         "model_config": spec.model_config,
         "train": {k: v for k, v in spec.train.items() if k != "also_evaluate"},
         "mapping": spec.data.mapping,
-        "filters": spec.data.filters,
+        "filters": filters,
         "dataset_hash": dataset.hash,
     }
     text = json.dumps(identity, sort_keys=True, default=str)

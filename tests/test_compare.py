@@ -332,6 +332,14 @@ def test_compare_writes_three_formats_and_resumes(ciao_small, tmp_path, capsys):
     assert "trained in" in status["cafe"]
     assert len(list((out / "runs").glob("cafe__*.json"))) == 2
 
+    # a run is the same run whatever other seeds the command was given: seed 1 of
+    # --seeds 2,1 is the one --seeds 1 trained (ties in file order use no seed)
+    reordered = [*argv[:6], "2,1", *argv[7:]]
+    assert main(reordered) == 0
+    fourth = capsys.readouterr().err.splitlines()
+    seed1 = [line for line in fourth if "cafe seed 1" in line]
+    assert seed1 and "done before" in seed1[0]
+
 
 def one_category_data(folder):
     """Six users of six items, every item in the same category."""
