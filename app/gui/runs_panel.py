@@ -193,6 +193,11 @@ class RunsPanel(QWidget):
             self._reselect(selected)
         if first:
             self.table.resizeColumnsToContents()
+            # queued runs have no start time yet: room for one all the same
+            started = COLUMN["Started"]
+            needed = self.table.fontMetrics().horizontalAdvance("2026-12-31 23:59") + 16
+            if self.table.columnWidth(started) < needed:
+                self.table.setColumnWidth(started, needed)
         models = sorted({r.model for r in runs})
         known = [
             self.model_filter.itemText(i) for i in range(1, self.model_filter.count())
