@@ -412,6 +412,8 @@ class InspectView(QWidget):
         body.addWidget(right)
         body.setStretchFactor(0, 1)
         body.setStretchFactor(1, 3)
+        # the users' columns in view at 1280 pixels; narrower windows squeeze them
+        body.setSizes([320, 960])
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
