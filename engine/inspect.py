@@ -72,13 +72,23 @@ def load_trained(
 
 
 def user_index(dataset: Dataset, user_id: str) -> int:
-    """The dataset index of a user given by its original id (as text)."""
+    """The dataset index of a user given by its original id (as text); a part of an
+    id that only one user's id holds finds that user too."""
     wanted = str(user_id).strip()
-    matches = np.flatnonzero(dataset.user_ids.astype(str) == wanted)
+    ids = dataset.user_ids.astype(str)
+    matches = np.flatnonzero(ids == wanted)
+    if len(matches) == 0 and wanted:
+        matches = np.flatnonzero(np.char.find(ids.astype(np.str_), wanted) >= 0)
+        if len(matches) > 1:
+            shown = ", ".join(ids[matches[:5]]) + (", ..." if len(matches) > 5 else "")
+            raise DataError(
+                f"{len(matches)} users of {dataset.name} have {wanted!r} in their id "
+                f"({shown}); type more of it."
+            )
     if len(matches) == 0:
         raise DataError(
             f"There is no user {wanted!r} in {dataset.name} "
-            f"({dataset.num_users} users, e.g. {', '.join(dataset.user_ids[:3])})."
+            f"({dataset.num_users} users, e.g. {', '.join(ids[:3])})."
         )
     return int(matches[0])
 

@@ -174,3 +174,18 @@ def test_bce_models_show_their_item_probability(ciao_split, model):
     view = inspect_user(run, int(ciao_split.eval_users[0]), "test", k=5)
     expected = 1 / (1 + np.exp(-view.top["score"].to_numpy()))
     np.testing.assert_allclose(view.top["item_prob"], expected, rtol=1e-5)
+
+
+def test_a_user_is_found_by_id_or_by_a_part_only_their_id_holds():
+    from app.gui.run_source import synthetic_dataset
+    from engine.errors import DataError
+
+    dataset = synthetic_dataset(users=30)  # ids u0 .. u29
+    ids = list(dataset.user_ids.astype(str))
+    # an exact id wins over the ids it is a part of (u1 of u10..u19)
+    assert user_index(dataset, " u1 ") == ids.index("u1")
+    assert user_index(dataset, "29") == ids.index("u29")
+    with pytest.raises(DataError, match=r"12 users .* have '1' in their id"):
+        user_index(dataset, "1")
+    with pytest.raises(DataError, match="no user 'x9'"):
+        user_index(dataset, "x9")
