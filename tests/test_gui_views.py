@@ -124,6 +124,21 @@ def test_compare_table_holds_the_stored_metrics(qtbot, store_runs, no_dialogs):
         assert len(curve.getData()[0]) == 2
 
 
+def test_a_compare_asked_for_while_runs_are_read_is_the_one_shown(
+    qtbot, store_runs, no_dialogs
+):
+    store, ids = store_runs
+    view = CompareView(StoreSource(store))
+    qtbot.addWidget(view)
+    view.compare([ids["cafe0"], ids["sasrec"]])
+    view.compare([ids["cafe0"], ids["cafe1"], ids["sasrec"]])  # while reading
+    qtbot.waitUntil(
+        lambda: view.comparison is not None and len(view.comparison.runs) == 3,
+        timeout=WAIT_MS,
+    )
+    assert view.task is None and view.waiting is None
+
+
 def test_ablation_table_puts_cafe_runs_in_rows_by_their_switches(
     qtbot, store_runs, ciao_small, no_dialogs
 ):

@@ -347,6 +347,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.source = source
         self.task: Task | None = None
+        self.waiting: list[int] | None = None  # runs asked for while others load
         self.comparison: Comparison | None = None
         self.runs: pd.DataFrame | None = None
         self.per_user: pd.DataFrame | None = None
@@ -440,8 +441,12 @@ class CompareView(QWidget):
     def compare(self, ids: list[int]) -> None:
         """Read the runs off the GUI thread, then show them."""
         ids = [int(i) for i in ids]
-        if not ids or self.task is not None:
+        if not ids:
             return
+        if self.task is not None:
+            self.waiting = ids  # compared once the runs being read are shown
+            return
+        self.waiting = None
         self.heading.setText(f"Reading {len(ids)} runs\u2026")
         task = Task(load_comparison, self.source, ids)
         task.done.connect(self._loaded)
@@ -450,10 +455,14 @@ class CompareView(QWidget):
 
     def _loaded(self, comparison: Comparison) -> None:
         self.task = None
+        if self.waiting is not None:
+            self.compare(self.waiting)  # a newer selection came while reading
+            return
         self.show_comparison(comparison)
 
     def _failed(self, message: str) -> None:
         self.task = None
+        self.waiting = None
         self.heading.setText("The comparison could not be read.")
         self.failed.emit(message)
         dialogs.show_error(self, "Compare runs", message)
