@@ -305,7 +305,7 @@ def test_inspect_drops_a_user_scored_for_the_run_shown_before(
 
 
 def test_embedding_projection_completes_and_cancels(
-    qtbot, store_runs, no_dialogs, monkeypatch
+    qtbot, store_runs, no_dialogs, monkeypatch, tmp_path
 ):
     store, ids = store_runs
     view = EmbeddingView(StoreSource(store))
@@ -319,6 +319,20 @@ def test_embedding_projection_completes_and_cancels(
     assert view.count_label.text() == f"{num_items} of {num_items} items shown"
     view.filter_box.setCurrentIndex(view.filter_box.findData("infrequent"))
     assert 0 < len(view.visible_items()) < num_items
+
+    # the view's own export: the (V, D) array and a label row per item with the
+    # projected x, y beside it
+    with monkeypatch.context() as patched:
+        patched.setattr(exports, "ask_path", lambda *_a: tmp_path / "items.npy")
+        view._export_embeddings()
+    array = np.load(tmp_path / "items.npy")
+    labels = pd.read_csv(tmp_path / "items.csv")
+    assert array.shape[0] == num_items == len(labels)
+    np.testing.assert_allclose(
+        labels[["x", "y"]].to_numpy(),
+        view.projections[(ids["sasrec"], ("pca", 0))],
+        rtol=1e-5,
+    )
 
     # kept in the run's folder: a view of the next session shows it without
     # projecting again
