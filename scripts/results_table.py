@@ -10,8 +10,13 @@ With ``--by-frequency`` it prints instead test NDCG@5 (sampled protocol) by how 
 the held-out item occurs in training, users of every seed pooled, from the per-user
 results beside the summaries: where in the long tail each model gains.
 
+With ``--table2`` it prints the paper's Table 2 (``engine.reporting``, as ``compare``
+writes it) from the summaries alone, so runs of several folders or sessions can be
+tabulated together; the paired tests use the per-user results where they lie beside
+the summaries (a run without them still counts in its column's mean ± std).
+
     python scripts/results_table.py out/compare-ciao [--models pop,sasrec,cafe]
-        [--by-frequency]
+        [--by-frequency | --table2]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine import reporting  # noqa: E402
 from engine.inspect import FREQUENCY_EDGES, breakdown  # noqa: E402
 from engine.models import REGISTRY  # noqa: E402
 from engine.reporting import model_order  # noqa: E402
@@ -38,10 +44,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a compare --out folder")
     parser.add_argument("--models", default=None, help="models, comma-separated")
-    parser.add_argument(
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
         "--by-frequency",
         action="store_true",
         help="test NDCG@5 by the held-out item's training count instead",
+    )
+    shown.add_argument(
+        "--table2",
+        action="store_true",
+        help="the paper's Table 2 (both protocols) from the summaries instead",
     )
     args = parser.parse_args()
     records = [
@@ -51,6 +63,8 @@ def main() -> int:
     models = args.models.split(",") if args.models else None
     if args.by_frequency:
         print(render_by_frequency(args.folder / "runs", records, models), end="")
+    elif args.table2:
+        print(render_table2(args.folder / "runs", records, models), end="")
     else:
         print(render(records, models), end="")
     return 0
@@ -94,6 +108,48 @@ def render_by_frequency(
         users = int(first["users"].iloc[i])
         lines.append(f"| {bucket} | {users:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def default_runs(records: list[dict], model: str) -> list[dict]:
+    """The runs of ``model`` with its default configuration."""
+    default = REGISTRY[model].config_class().to_dict()
+    return [
+        r
+        for r in records
+        if r["model"] == model and r.get("model_config", default) == default
+    ]
+
+
+def render_table2(
+    folder: Path, records: list[dict], models: list[str] | None = None
+) -> str:
+    """Table 2 of the default-configuration runs, both protocols where measured."""
+    found = sorted({r["model"] for r in records}, key=model_order)
+    models = [m for m in (models or found) if m in found]
+    rows, users = [], []
+    for model in models:
+        for r in default_runs(records, model):
+            tests = {r["protocol"]: r["test"]}
+            tests |= {p: v["test"] for p, v in (r.get("also") or {}).items()}
+            for protocol, metrics in tests.items():
+                rows.append(
+                    {"label": model, "model": model, "protocol": protocol,
+                     "seed": seed_of(r)} | metrics
+                )  # fmt: skip
+            per_user = folder / f"{r['key']}.per_user.parquet"
+            if per_user.exists():
+                frame = pd.read_parquet(per_user)
+                users.append(frame.assign(label=model, seed=seed_of(r)))
+    if not rows:
+        return "no runs found\n"
+    runs = pd.DataFrame.from_records(rows)
+    seeds = ", ".join(map(str, sorted(runs["seed"].unique())))
+    grid = reporting.comparison_table(
+        runs,
+        pd.concat(users, ignore_index=True) if users else None,
+        title=f"{records[0]['dataset']}: test metrics over seeds {seeds}",
+    )
+    return reporting.to_markdown(grid)
 
 
 def cell(values: list[float]) -> str:
