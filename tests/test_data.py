@@ -312,28 +312,29 @@ def test_missing_file(tmp_path):
         load_raw(tmp_path / "nope.csv")
 
 
-def test_missing_column_names_the_columns(tmp_path):
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            ColumnMapping("customer", "item_id"),
+            r"no column 'customer'.*user_id, item_id",
+        ),
+        (
+            ColumnMapping("user_id", "item_id", intent="brand"),
+            r"no column 'brand' for the intent.*--intent",
+        ),
+        (
+            ColumnMapping("user_id", "item_id", name="title"),
+            r"no column 'title' for the item name.*--name-column",
+        ),
+        (ColumnMapping("item_id", "item_id"), r"'item_id' is mapped as both user and"),
+    ],
+    ids=["user", "intent", "name", "user-is-item"],
+)
+def test_a_bad_mapping_names_the_column_and_the_flag(tmp_path, mapping, message):
     raw = load_raw(small_log(tmp_path))
-    with pytest.raises(DataError, match=r"no column 'customer'.*user_id, item_id"):
-        prepare(raw, ColumnMapping("customer", "item_id"))
-
-
-def test_missing_intent_column(tmp_path):
-    raw = load_raw(small_log(tmp_path))
-    with pytest.raises(DataError, match=r"no column 'brand'.*--intent"):
-        prepare(raw, ColumnMapping("user_id", "item_id", intent="brand"))
-
-
-def test_one_column_as_user_and_item_is_refused(tmp_path):
-    raw = load_raw(small_log(tmp_path))
-    with pytest.raises(DataError, match=r"'item_id' is mapped as both user and item"):
-        prepare(raw, ColumnMapping("item_id", "item_id"))
-
-
-def test_missing_name_column_says_which_flag(tmp_path):
-    raw = load_raw(small_log(tmp_path))
-    with pytest.raises(DataError, match=r"no column 'title' for the item name.*--name"):
-        prepare(raw, ColumnMapping("user_id", "item_id", "timestamp", name="title"))
+    with pytest.raises(DataError, match=message):
+        prepare(raw, mapping)
 
 
 def test_an_item_table_that_names_items_otherwise_is_one_clear_error(tmp_path):
