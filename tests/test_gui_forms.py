@@ -156,3 +156,27 @@ def test_runs_panel_keeps_its_selection_when_a_run_is_added(qtbot, tmp_path):
     assert panel.inspect_button.isEnabled()
     panel.shutdown()
     store.dispose()
+
+
+def test_intent_chart_shows_as_many_intents_as_fit_readably(qtbot, ml_small):
+    from app.gui.dataset_stats_view import BAR_PIXELS, TOP_INTENTS, DatasetStatsView
+    from engine.data import load_raw, prepare
+
+    dataset = prepare(load_raw(ml_small))  # 18 genres
+    view = DatasetStatsView()
+    qtbot.addWidget(view)
+    view.resize(900, 1200)
+    view.show()
+    view.show_stats(dataset.stats_before, dataset.stats)
+    qtbot.wait(50)
+    assert len(view.bars.opts["y"]) == TOP_INTENTS
+
+    # a short window: fewer bars, each tall enough for its name
+    view.resize(900, 330)
+    qtbot.wait(50)
+    shown = len(view.bars.opts["y"])
+    height = view.intents.getPlotItem().getViewBox().height()
+    assert 3 <= shown < TOP_INTENTS and shown * BAR_PIXELS <= max(
+        height, 3 * BAR_PIXELS
+    )
+    assert f"({shown} of " in view.intents.getPlotItem().titleLabel.text

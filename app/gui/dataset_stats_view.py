@@ -43,11 +43,14 @@ ROWS = (
     ("unknown_intent_items", "Items with unknown intent", "{:,}"),
 )
 TOP_INTENTS = 12
+# pixels a bar of the intent chart needs for its name to stay readable
+BAR_PIXELS = 18
 
 
 class DatasetStatsView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._bar_stats: dict | None = None  # what the intent chart shows
         self.table = QTableWidget(len(ROWS), 2)
         self.table.setObjectName("statsTable")
         self.table.setHorizontalHeaderLabels(["before filters", "after filters"])
@@ -113,6 +116,7 @@ class DatasetStatsView(QWidget):
         layout.addWidget(plots, 1)
 
     def clear(self) -> None:
+        self._bar_stats = None
         self.table.clearContents()
         for curve in (self.hist_before, self.hist_after):
             curve.setData([], [])
@@ -156,8 +160,17 @@ class DatasetStatsView(QWidget):
             np.asarray(hist["items"], dtype=float),
         )
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._bar_stats is not None:
+            self._intent_bars(self._bar_stats)  # as many bars as now fit
+
     def _intent_bars(self, stats: dict) -> None:
-        sizes = (stats.get("intent_sizes") or [])[:TOP_INTENTS]
+        self._bar_stats = stats
+        # the largest intents, as many as fit with readable names (at most 12)
+        height = self.intents.getPlotItem().getViewBox().height()
+        fit = max(3, int(height // BAR_PIXELS)) if height > 0 else TOP_INTENTS
+        sizes = (stats.get("intent_sizes") or [])[: min(TOP_INTENTS, fit)]
         count = len(sizes)
         # largest on top: row i is drawn at y = count - 1 - i
         ys = np.arange(count - 1, -1, -1, dtype=float)
