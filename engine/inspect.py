@@ -350,10 +350,6 @@ class ProjectionParams:
         return ("tsne", self.perplexity, self.iterations, self.seed)
 
 
-# the smallest number of iterations scikit-learn's TSNE runs per call
-_TSNE_CHUNK = 250
-
-
 def project(
     embeddings: np.ndarray,
     params: ProjectionParams,
@@ -362,15 +358,13 @@ def project(
 ) -> np.ndarray:
     """(N, D) embeddings -> (N, 2) by PCA or t-SNE; raises InterruptedError on cancel.
 
-    NOTE: scikit-learn's t-SNE cannot be interrupted, so it runs in chunks of 250
-    iterations, each starting from the previous layout: the first chunk with early
-    exaggeration, the rest without. The optimisation is the same KL descent; only
-    the momentum stays at 0.5 (scikit-learn's exploration value) after the first chunk,
-    and the optimiser's per-point gains restart each chunk. Inputs wider than 50
-    dimensions are first reduced to 50 by PCA, the usual t-SNE practice.
+    t-SNE runs in a child process (``engine.tsne``), so a cancel ends it at once.
+    Inputs wider than 50 dimensions are first reduced to 50 by PCA, the usual t-SNE
+    practice.
     """
     from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+
+    from engine.tsne import tsne
 
     stop = should_stop or (lambda: False)
     report = progress or (lambda fraction: None)
@@ -386,22 +380,4 @@ def project(
     if data.shape[1] > 50:
         data = PCA(n_components=50, random_state=params.seed).fit_transform(data)
     perplexity = min(params.perplexity, (len(data) - 1) / 3)
-    chunks = max(1, math.ceil(params.iterations / _TSNE_CHUNK))
-    # scikit-learn's "auto" rate, fixed so every chunk steps alike
-    rate = max(len(data) / 12.0 / 4.0, 50.0)
-    layout: np.ndarray | str = "pca"
-    for chunk in range(chunks):
-        if stop():
-            raise InterruptedError("projection cancelled")
-        tsne = TSNE(
-            n_components=2,
-            perplexity=perplexity,
-            early_exaggeration=12.0 if chunk == 0 else 1.0,
-            learning_rate=rate,
-            max_iter=_TSNE_CHUNK,
-            init=layout,
-            random_state=params.seed,
-        )
-        layout = tsne.fit_transform(data)
-        report((chunk + 1) / chunks)
-    return np.asarray(layout)
+    return tsne(data, perplexity, params.iterations, params.seed, stop, report)

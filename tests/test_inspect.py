@@ -135,19 +135,22 @@ def test_projection_completes_and_cancels(trained_cafe):
     assert tsne.shape == (300, 2) and np.isfinite(tsne).all()
     assert fractions == [0.5, 1.0]
 
-    calls = []
+    # a cancel ends the child process at once, not after the chunk it is in
+    import multiprocessing
+    import time
 
-    def stop_after_first_chunk():
-        calls.append(1)
-        return len(calls) > 1
-
+    wide = np.random.default_rng(0).normal(size=(4000, 16))
+    asked = time.monotonic() + 0.5
+    reported = []
     with pytest.raises(InterruptedError):
         project(
-            embeddings,
-            ProjectionParams("tsne", iterations=1000),
-            stop_after_first_chunk,
+            wide,
+            ProjectionParams("tsne", iterations=5000),
+            lambda: time.monotonic() > asked,
+            reported.append,
         )
-    assert len(calls) == 2
+    assert reported == []  # stopped inside the first chunk
+    assert not [p for p in multiprocessing.active_children() if p.name == "cafe-tsne"]
 
 
 def test_evaluate_of_one_user_matches_all_users(trained_cafe):
