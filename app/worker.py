@@ -401,20 +401,49 @@ def record_checkpoint(store: Store, run_id: int, kind: str, path: Path) -> None:
 def check_checkpoints(store: Store, run_id: int) -> None:
     """Before a resume loads them: each recorded checkpoint is still the file the run
     saved (size and hash). One an older workbench left unrecorded is loaded as it
-    is (the loader refuses anything but tensors and plain values anyway)."""
+    is (the loader refuses anything but tensors and plain values anyway).
+
+    A worker killed between writing a checkpoint and recording it leaves a file newer
+    than its record. Such a ``last.pt`` is taken when it holds the epoch the store has
+    recorded last (then it is the run's own latest state) and recorded anew; any other
+    mismatch is refused. ``best.pt`` holds weights only, loaded as tensors alone: a
+    mismatch there is recorded anew with a warning.
+    """
+    from engine.checkpoint import load_checkpoint
+
+    changed = []
     with store.session() as session:
         recorded = {row.kind: row for row in q.artifacts(session, run_id)}
+        epochs = q.get_run(session, run_id).epochs
         for kind in CHECKPOINTS:
             row = recorded.get(kind)
             if row is None:
                 continue
             try:
-                q.checked_path(session, row)
+                # inside the store's folder, whatever else
+                path = q.checked_path(session, row, verify=False)
+                try:
+                    q.checked_path(session, row)
+                    continue
+                except StoreError:
+                    if kind == "last":
+                        saved = load_checkpoint(path).get("state", {}).get("epoch")
+                        if saved != epochs:
+                            raise
             except StoreError as exc:
                 raise StoreError(
                     f"run {run_id} cannot resume: {exc} Start a new run of the same "
                     "settings instead."
                 ) from exc
+            log.warning(
+                "run %d: %s changed after it was recorded (a worker stopped between "
+                "saving and recording it); taking it as the run's own",
+                run_id,
+                path.name,
+            )
+            changed.append((kind, path))
+    for kind, path in changed:
+        record_checkpoint(store, run_id, kind, path)
 
 
 def _begin(session, run_id: int, device: str, epoch: int) -> None:

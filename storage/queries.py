@@ -831,9 +831,9 @@ def artifacts(session: Session, run_id: int) -> list[ArtifactRow]:
     )
 
 
-def checked_path(session: Session, row: ArtifactRow, verify_hash: bool = True) -> Path:
-    """The artifact's file, only if it lies inside the data folder and is the file
-    that was recorded (size, and hash unless told otherwise)."""
+def checked_path(session: Session, row: ArtifactRow, verify: bool = True) -> Path:
+    """The artifact's file, only if it lies inside the data folder and (unless told
+    otherwise) is the file that was recorded: the same size and hash."""
     from engine.checkpoint import file_sha256
 
     root = data_dir_of(session).resolve()
@@ -847,9 +847,7 @@ def checked_path(session: Session, row: ArtifactRow, verify_hash: bool = True) -
         raise UnsafePathError(f"artifact {row.path!r} resolves outside {root}.")
     if not path.is_file():
         raise StoreError(f"{path}: the {row.kind} file of run {row.run_id} is missing.")
-    if path.stat().st_size != row.size or (
-        verify_hash and file_sha256(path) != row.sha256
-    ):
+    if verify and (path.stat().st_size != row.size or file_sha256(path) != row.sha256):
         raise UnsafePathError(
             f"{path}: the file changed since run {row.run_id} recorded it (size or "
             "hash differ); it will not be loaded."

@@ -478,8 +478,18 @@ def test_a_crashed_runs_checkpoints_are_recorded_and_checked_on_resume(
         best = q.checkpoint_path(session, run_id, "best")
     assert load_checkpoint(last)["state"]["epoch"] == 1 and best.is_file()
 
-    # a last.pt that is not the one the run saved is not resumed from
+    # killed between saving a checkpoint and recording it: the file is newer than
+    # its record but holds the epoch the store recorded last, so it is the run's own
     saved = load_checkpoint(last)
+    saved["optimizer"]["state"] = {}  # other bytes, same epoch
+    torch.save(saved, last)
+    from app.worker import check_checkpoints
+
+    check_checkpoints(store, run_id)
+    with store.session() as session:
+        assert q.checkpoint_path(session, run_id, "last") == last  # recorded anew
+
+    # a last.pt that is not the one the run saved is not resumed from
     saved["state"]["epoch"] = 0
     torch.save(saved, last)
     with pytest.raises(StoreError, match=f"run {run_id} cannot resume: .*changed"):
