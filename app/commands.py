@@ -185,6 +185,9 @@ def result_summary(spec: RunSpec, dataset, result) -> dict[str, Any]:
         "seed": spec.train["seed"],
         "device": result.device,
         "processes": result.processes,
+        # on the CPU the thread count orders float sums: same seed, same threads,
+        # same metrics
+        "threads": torch.get_num_threads(),
         "epochs_trained": result.epochs_trained,
         "best_epoch": result.best_epoch,
         "stop_reason": result.stop_reason,

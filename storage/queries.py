@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -555,6 +556,9 @@ def attention_maps(session: Session, run_id: int) -> dict[str, np.ndarray]:
 
 
 def library_versions() -> dict[str, str]:
+    """What a run was made with: library versions, and the number of torch threads
+    (on the CPU it changes the order of float sums, so the same seed gives the same
+    metrics only with the same count)."""
     import platform
     from importlib import metadata
 
@@ -564,6 +568,9 @@ def library_versions() -> dict[str, str]:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        found["torch threads"] = str(torch.get_num_threads())
     return found
 
 

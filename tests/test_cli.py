@@ -31,6 +31,7 @@ def test_train_json_end_to_end(ciao_small, capsys):
     assert summary["model"] == "cafe" and summary["protocol"] == "sampled"
     assert summary["seed"] == 3 and summary["epochs_trained"] == 2
     assert len(summary["dataset_hash"]) == 64 and summary["seconds"] > 0
+    assert summary["threads"] == 1  # as --threads asked: results depend on it
     for split in ("valid", "test"):
         assert set(summary[split]) == {"HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR"}
         assert 0 <= summary[split]["NDCG@5"] <= 1

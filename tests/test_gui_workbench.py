@@ -7,6 +7,8 @@ Runs train in real worker processes against a temporary store, one torch thread 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -220,7 +222,11 @@ def test_launch_watch_and_cancel_runs(qtbot, window, store, ciao_small, errors):
     assert page.points()["NDCG@5"] == 2
     qtbot.waitUntil(lambda: page.attention.current_key() is not None, timeout=10_000)
     assert page.progress.value() == 1000
-    assert "cafe" in page.config_text.toPlainText()
+    config = json.loads(page.config_text.toPlainText())
+    assert config["model"] == "cafe"
+    # where and with what the worker ran, one torch thread as the Train page set
+    assert config["environment"]["device"] == "cpu"
+    assert config["environment"]["torch threads"] == "1"
     assert errors == []
 
     # clone fills the train page with the run's settings

@@ -182,6 +182,7 @@ def test_run_queries_return_what_was_written(store, ciao_dataset):
     assert valid.value.tolist() == [0.1, 0.3, 0.2]
     assert detail.spec["model_config"]["hidden"] == 16
     assert detail.versions["torch"] == torch.__version__
+    assert detail.versions["torch threads"] == str(torch.get_num_threads())
     assert table.loc[0, "test NDCG@5"] == 0.25
     assert table.loc[0, "model.hidden"] == 16
 

@@ -59,6 +59,15 @@ def seconds_per_epoch(d) -> float | None:
     return None
 
 
+def run_config(d) -> dict:
+    """The Config tab: the run's spec, and once a worker has started it, where and
+    with what it ran (host, device, library versions, torch threads)."""
+    config = dict(d.spec)
+    if d.host or d.versions:
+        config["environment"] = {"host": d.host, "device": d.device, **d.versions}
+    return config
+
+
 class RunPage(QWidget):
     cancelRequested = Signal(int)
     resumeRequested = Signal(int)
@@ -182,15 +191,15 @@ class RunPage(QWidget):
         detail = view.detail
         if detail.id != self.run_id:
             return
-        first = self.detail is None
         self.detail = detail
         self._header(detail)
         self._progress(detail)
         self._curves(view.curves)
         if view.maps is not None:
             self.attention.set_maps(view.maps)
-        if first:
-            self.config_text.setPlainText(json.dumps(detail.spec, indent=2))
+        config = json.dumps(run_config(detail), indent=2)
+        if self.config_text.toPlainText() != config:
+            self.config_text.setPlainText(config)
         if self.log_text.toPlainText() != detail.log:
             self.log_text.setPlainText(detail.log)
             scroll = self.log_text.verticalScrollBar()
