@@ -57,6 +57,7 @@ IMPROVEMENT = "improv. %"
 P_TTEST = "p (t-test)"
 P_WILCOXON = "p (Wilcoxon)"
 PAIRS = "pairs"
+SEEDS = "seeds"
 
 
 def model_group(model: str) -> str:
@@ -149,16 +150,21 @@ def significance_table(
     metric: str = SIGNIFICANCE_METRIC,
 ) -> pd.DataFrame:
     """CaFe against every other label, per protocol: means over matched users (each
-    averaged over its seeds), difference, both p-values and the number of users."""
+    averaged over its seeds), difference, both p-values, the number of users and the
+    seeds both labels have (where per-user results of some seeds were not kept, the
+    test covers fewer seeds than the table's means)."""
     records = []
     protocols = _ordered(per_user["protocol"], PROTOCOL_ORDER)
     labels = [x for x in dict.fromkeys(per_user["label"]) if x != target]
     for protocol in protocols:
+        rows = per_user[per_user["protocol"] == protocol]
         for other in labels:
             a, b = matched_pairs(per_user, target, other, metric, protocol=protocol)
             if not len(a):
                 continue
             test = paired_test(a, b)
+            seeds = set(rows.loc[rows["label"] == target, "seed"])
+            seeds &= set(rows.loc[rows["label"] == other, "seed"])
             records.append(
                 {
                     "protocol": protocol,
@@ -169,6 +175,7 @@ def significance_table(
                     P_TTEST: test.t_pvalue,
                     P_WILCOXON: test.wilcoxon_pvalue,
                     PAIRS: test.pairs,
+                    SEEDS: ", ".join(str(x) for x in sorted(seeds)),
                 }
             )
     return pd.DataFrame.from_records(records)

@@ -13,7 +13,8 @@ results beside the summaries: where in the long tail each model gains.
 With ``--table2`` it prints the paper's Table 2 (``engine.reporting``, as ``compare``
 writes it) from the summaries alone, so runs of several folders or sessions can be
 tabulated together; the paired tests use the per-user results where they lie beside
-the summaries (a run without them still counts in its column's mean ± std).
+the summaries (a run without them still counts in its column's mean ± std), and
+CaFe against each baseline with the seeds each test covers.
 
     python scripts/results_table.py out/compare-ciao [--models pop,sasrec,cafe]
         [--by-frequency | --table2]
@@ -143,13 +144,17 @@ def render_table2(
     if not rows:
         return "no runs found\n"
     runs = pd.DataFrame.from_records(rows)
+    users = pd.concat(users, ignore_index=True) if users else None
     seeds = ", ".join(map(str, sorted(runs["seed"].unique())))
     grid = reporting.comparison_table(
-        runs,
-        pd.concat(users, ignore_index=True) if users else None,
-        title=f"{records[0]['dataset']}: test metrics over seeds {seeds}",
+        runs, users, title=f"{records[0]['dataset']}: test metrics over seeds {seeds}"
     )
-    return reporting.to_markdown(grid)
+    text = reporting.to_markdown(grid)
+    if users is not None and "cafe" in set(users["label"]):
+        table = reporting.significance_table(users)
+        title = "cafe against each baseline, per-user NDCG@5"
+        text += "\n" + reporting.frame_to_markdown(table, title)
+    return text
 
 
 def cell(values: list[float]) -> str:

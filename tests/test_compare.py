@@ -131,6 +131,12 @@ def test_per_user_results_are_averaged_over_seeds_then_paired_by_user():
 
     table = reporting.significance_table(per_user)
     assert table[["baseline", reporting.PAIRS]].values.tolist() == [["pop", 3]]
+    assert table[reporting.SEEDS].tolist() == ["1, 2"]
+    # per-user results of seed 2 lost for the baseline: the test covers seed 1 only
+    table = reporting.significance_table(
+        per_user[(per_user.label == "cafe") | (per_user.seed == 1)]
+    )
+    assert table[reporting.SEEDS].tolist() == ["1"]
 
 
 def test_significance_counts_each_user_once_whatever_the_seeds():
