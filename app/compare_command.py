@@ -437,11 +437,7 @@ def write_tables(args, name, runs, per_user, out: Path, reference) -> list[Path]
     """Table 2 and the significance table, the ablation and the sweep when run;
     print the Markdown of each."""
     seeds = ", ".join(map(str, args.seeds))
-    chosen_by = (
-        ["full: the checkpoint chosen on sampled validation, evaluated by full ranking"]
-        if args.protocol == "both"
-        else []
-    )
+    chosen_by = [reporting.CHOSEN_ON_SAMPLED] if args.protocol == "both" else []
     k = args.min_item_freq[0]
     written = []
 

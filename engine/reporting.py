@@ -58,6 +58,10 @@ P_TTEST = "p (t-test)"
 P_WILCOXON = "p (Wilcoxon)"
 PAIRS = "pairs"
 SEEDS = "seeds"
+# under --protocol both the best epoch is still chosen on sampled validation
+CHOSEN_ON_SAMPLED = (
+    "full: the checkpoint chosen on sampled validation, evaluated by full ranking"
+)
 
 
 def model_group(model: str) -> str:

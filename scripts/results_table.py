@@ -17,7 +17,7 @@ the summaries (a run without them still counts in its column's mean ± std), and
 CaFe against each baseline with the seeds each test covers.
 
     python scripts/results_table.py out/compare-ciao [--models pop,sasrec,cafe]
-        [--by-frequency | --table2]
+        [--by-frequency | --table2 [--write]]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from engine.models import REGISTRY  # noqa: E402
 from engine.reporting import model_order  # noqa: E402
 
 SAMPLED = ("HR@5", "NDCG@5", "MRR")
+FULL_NOTE = (
+    "full: the checkpoint chosen on sampled validation, evaluated by full ranking"
+)
 
 
 def main() -> int:
@@ -56,6 +59,12 @@ def main() -> int:
         action="store_true",
         help="the paper's Table 2 (both protocols) from the summaries instead",
     )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="with --table2: also write table2 and significance .md/.csv/.tex into "
+        "the folder, as compare does",
+    )
     args = parser.parse_args()
     records = [
         json.loads(path.read_text(encoding="utf-8"))
@@ -65,7 +74,8 @@ def main() -> int:
     if args.by_frequency:
         print(render_by_frequency(args.folder / "runs", records, models), end="")
     elif args.table2:
-        print(render_table2(args.folder / "runs", records, models), end="")
+        write = args.folder if args.write else None
+        print(render_table2(args.folder / "runs", records, models, write), end="")
     else:
         print(render(records, models), end="")
     return 0
@@ -122,9 +132,13 @@ def default_runs(records: list[dict], model: str) -> list[dict]:
 
 
 def render_table2(
-    folder: Path, records: list[dict], models: list[str] | None = None
+    folder: Path,
+    records: list[dict],
+    models: list[str] | None = None,
+    write: Path | None = None,
 ) -> str:
-    """Table 2 of the default-configuration runs, both protocols where measured."""
+    """Table 2 of the default-configuration runs, both protocols where measured
+    (and its files in ``write``, when given)."""
     found = sorted({r["model"] for r in records}, key=model_order)
     models = [m for m in (models or found) if m in found]
     rows, users = [], []
@@ -146,14 +160,21 @@ def render_table2(
     runs = pd.DataFrame.from_records(rows)
     users = pd.concat(users, ignore_index=True) if users else None
     seeds = ", ".join(map(str, sorted(runs["seed"].unique())))
+    name = records[0]["dataset"]
     grid = reporting.comparison_table(
-        runs, users, title=f"{records[0]['dataset']}: test metrics over seeds {seeds}"
+        runs, users, title=f"{name}: test metrics over seeds {seeds}"
     )
+    if runs["protocol"].nunique() > 1:
+        grid.notes.append(reporting.CHOSEN_ON_SAMPLED)
     text = reporting.to_markdown(grid)
+    if write is not None:
+        reporting.write_grid(grid, write, "table2")
     if users is not None and "cafe" in set(users["label"]):
         table = reporting.significance_table(users)
-        title = "cafe against each baseline, per-user NDCG@5"
+        title = f"{name}: cafe against each baseline, per-user NDCG@5"
         text += "\n" + reporting.frame_to_markdown(table, title)
+        if write is not None:
+            reporting.write_frame(table, write, "significance", title)
     return text
 
 
