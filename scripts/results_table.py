@@ -39,9 +39,6 @@ from engine.models import REGISTRY  # noqa: E402
 from engine.reporting import model_order  # noqa: E402
 
 SAMPLED = ("HR@5", "NDCG@5", "MRR")
-FULL_NOTE = (
-    "full: the checkpoint chosen on sampled validation, evaluated by full ranking"
-)
 
 
 def main() -> int:
