@@ -162,13 +162,13 @@ def significance_table(
     labels = [x for x in dict.fromkeys(per_user["label"]) if x != target]
     for protocol in protocols:
         rows = per_user[per_user["protocol"] == protocol]
+        seeds_of = rows.groupby("label", sort=False)["seed"].agg(set)
         for other in labels:
             a, b = matched_pairs(per_user, target, other, metric, protocol=protocol)
             if not len(a):
                 continue
             test = paired_test(a, b)
-            seeds = set(rows.loc[rows["label"] == target, "seed"])
-            seeds &= set(rows.loc[rows["label"] == other, "seed"])
+            seeds = seeds_of[target] & seeds_of[other]
             records.append(
                 {
                     "protocol": protocol,
