@@ -75,7 +75,10 @@ FILE_FILTER = (
 
 
 class DataPanel(QWidget):
-    """Open → map → filter → register. ``registered`` carries the new dataset id."""
+    """Open → map → filter → register.
+
+    ``registered`` carries the new dataset id.
+    """
 
     registered = Signal(int)
     loaded = Signal(str)  # path

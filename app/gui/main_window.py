@@ -116,7 +116,10 @@ class MainWindow(QMainWindow):
             "Open an interaction table (CSV, TSV, Parquet, RecBole .inter)",
         )
         self.open_folder_action = self._action(
-            "Open &folder…", self._open_folder, "Ctrl+Shift+O", "Open a dataset folder"
+            "Open &folder…",
+            self._open_folder,
+            "Ctrl+Shift+O",
+            "Open a dataset folder",
         )
         self.register_action = self._action(
             "&Register dataset", self.data_panel.register, "Ctrl+R", "Register the data"

@@ -241,7 +241,8 @@ class RunPage(QWidget):
         if d.status == "running" and pace is not None:
             remaining = pace * max(d.max_epochs - position, 0.0)
             # patience may stop the run earlier, hence "at most"
-            self.eta.setText(f"ETA ≤ {format_seconds(remaining)}  ({pace:.1f}s/epoch)")
+            eta = format_seconds(remaining)
+            self.eta.setText(f"ETA ≤ {eta}  ({pace:.1f}s/epoch)")
         elif d.status == "running":
             self.eta.setText("first epoch…")
         elif d.seconds:

@@ -82,7 +82,8 @@ class TrainPanel(QWidget):
         self.seeds = QSpinBox(minimum=1, maximum=50, value=1)
         self.seeds.setObjectName("seeds")
         self.seeds.setToolTip(
-            "Queue this many runs with seeds seed, seed+1, …; each gets its own worker."
+            "Queue this many runs with seeds seed, seed+1, …; "
+            + "each gets its own worker."
         )
         self.launch_button = QPushButton("Launch")
         self.launch_button.setObjectName("launch")

@@ -99,7 +99,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.create_index('ix_metrics_run_split_epoch', ['run_id', 'split', 'epoch'], unique=False)
+        batch_op.create_index(
+            'ix_metrics_run_split_epoch', ['run_id', 'split', 'epoch'], unique=False
+        )
 
     op.create_table('user_results',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -115,7 +117,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('user_results', schema=None) as batch_op:
-        batch_op.create_index('ix_user_results_run', ['run_id', 'which', 'user'], unique=False)
+        batch_op.create_index(
+            'ix_user_results_run', ['run_id', 'which', 'user'], unique=False
+        )
 
 
 
